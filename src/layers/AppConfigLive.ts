@@ -1,0 +1,254 @@
+import { randomBytes } from "node:crypto"
+import { totalmem } from "node:os"
+import { readFileSync } from "node:fs"
+import * as path from "node:path"
+import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import {
+  AppConfig,
+  type AppConfigShape,
+  InvalidConfig,
+  type LogFormat,
+  type LogLevelName,
+  type NodeEnv,
+  type Role
+} from "../services/AppConfig.js"
+import { checkCorsOrigins, checkHttpsUrl, checkJwtSecret, checkPaymentCredential } from "./productionRules.js"
+import packageJson from "../../package.json" with { type: "json" }
+
+/** "5000" is milliseconds; anything else is an Effect duration such as "5 seconds". */
+const duration = (name: string, fallback: Duration.DurationInput) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const trimmed = raw.trim()
+      if (/^\d+$/.test(trimmed)) return Either.right(Duration.millis(Number(trimmed)))
+      const decoded = Duration.decodeUnknown(trimmed)
+      return Option.isSome(decoded)
+        ? Either.right(decoded.value)
+        : Either.left(ConfigError.InvalidData([], `expected milliseconds (5000) or a duration ("5 seconds")`))
+    }),
+    Config.withDefault(Duration.decode(fallback))
+  )
+
+const literal = <const A extends string>(name: string, values: ReadonlyArray<A>, fallback: A) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const value = raw.trim().toLowerCase()
+      return (values as ReadonlyArray<string>).includes(value)
+        ? Either.right(value as A)
+        : Either.left(ConfigError.InvalidData([], `expected one of ${values.join(", ")}`))
+    }),
+    Config.withDefault(fallback)
+  )
+
+const intIn = (name: string, min: number, max: number, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max }),
+    Config.withDefault(fallback)
+  )
+
+const list = (name: string, fallback: ReadonlyArray<string>) =>
+  Config.string(name).pipe(
+    Config.map((raw) => raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
+    Config.withDefault(fallback)
+  )
+
+const optionalString = (name: string) =>
+  Config.option(Config.string(name)).pipe(Config.map(Option.filter((s) => s.trim().length > 0)))
+const optionalSecret = (name: string) =>
+  Config.option(Config.redacted(name)).pipe(Config.map(Option.filter((s) => Redacted.value(s).trim().length > 0)))
+
+/** The memory limit of this container (cgroup v2), else the machine's memory. */
+const defaultMemoryLimit = (): number => {
+  try {
+    const raw = readFileSync("/sys/fs/cgroup/memory.max", "utf8").trim()
+    const n = Number(raw)
+    if (Number.isFinite(n) && n > 0) return n
+  } catch {
+    // no cgroup limit readable: fall back to the machine's memory
+  }
+  return totalmem()
+}
+
+/** Turns Effect's ConfigError tree into one line per variable. */
+const describeConfigError = (error: ConfigError.ConfigError): Array<string> =>
+  ConfigError.reduceWithContext(error, undefined, {
+    andCase: (_, l: Array<string>, r: Array<string>) => [...l, ...r],
+    orCase: (_, l: Array<string>, r: Array<string>) => [...l, ...r],
+    invalidDataCase: (_, p, message) => [`${p.join(".")}: ${message}`],
+    missingDataCase: (_, p, message) => [`${p.join(".")}: ${message}`],
+    sourceUnavailableCase: (_, p, message) => [`${p.join(".")}: ${message}`],
+    unsupportedCase: (_, p, message) => [`${p.join(".")}: ${message}`]
+  })
+
+const readers = {
+  env: literal<NodeEnv>("NODE_ENV", ["development", "production", "test"], "development"),
+  role: literal<Role>("ROLE", ["all", "api", "worker"], "all"),
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  port: intIn("PORT", 0, 65535, 3000),
+  bodyLimitBytes: intIn("BODY_LIMIT_BYTES", 1024, 1024 * 1024 * 1024, 1024 * 1024),
+  trustedProxies: list("TRUSTED_PROXIES", []),
+  drainDelay: duration("SHUTDOWN_DRAIN_DELAY", "5 seconds"),
+  shutdownTimeout: duration("SHUTDOWN_TIMEOUT", "30 seconds"),
+  logLevel: Config.option(
+    literal<LogLevelName>("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], "info")
+  ),
+  logFormat: Config.option(literal<LogFormat>("LOG_FORMAT", ["json", "pretty"], "json")),
+  databaseUrl: Config.redacted("DATABASE_URL").pipe(
+    Config.withDefault(Redacted.make("postgres://postgres@127.0.0.1:5432/lumiku"))
+  ),
+  dbPoolSize: intIn("DB_POOL_SIZE", 1, 200, 10),
+  dbConnectTimeout: duration("DB_CONNECT_TIMEOUT", "5 seconds"),
+  dbStatementTimeout: duration("DB_STATEMENT_TIMEOUT", "30 seconds"),
+  redisHost: Config.string("REDIS_HOST").pipe(Config.withDefault("127.0.0.1")),
+  redisPort: intIn("REDIS_PORT", 1, 65535, 6379),
+  redisUsername: optionalString("REDIS_USERNAME"),
+  redisPassword: optionalSecret("REDIS_PASSWORD"),
+  redisDb: intIn("REDIS_DB", 0, 15, 0),
+  redisKeyPrefix: Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("lumiku:")),
+  redisCommandTimeout: duration("REDIS_COMMAND_TIMEOUT", "1 second"),
+  storageDir: Config.string("STORAGE_DIR").pipe(Config.withDefault("./data/storage")),
+  ffmpegPath: optionalString("FFMPEG_PATH"),
+  ffprobePath: optionalString("FFPROBE_PATH"),
+  ffmpegTimeout: duration("FFMPEG_TIMEOUT", "10 minutes"),
+  jwtSecret: optionalSecret("JWT_SECRET"),
+  duitkuMerchantCode: optionalSecret("DUITKU_MERCHANT_CODE"),
+  duitkuApiKey: optionalSecret("DUITKU_API_KEY"),
+  duitkuCallbackUrl: optionalString("DUITKU_CALLBACK_URL"),
+  duitkuReturnUrl: optionalString("DUITKU_RETURN_URL"),
+  corsOrigins: list("CORS_ORIGIN", ["http://localhost:5173"]),
+  healthCheckTimeout: duration("HEALTH_CHECK_TIMEOUT", "500 millis"),
+  healthDetailedTimeout: duration("HEALTH_DETAILED_TIMEOUT", "250 millis"),
+  readinessCacheTtl: duration("READINESS_CACHE_TTL", "1 second"),
+  healthRateLimit: intIn("HEALTH_RATE_LIMIT_PER_MINUTE", 1, 100_000, 30),
+  memoryLimitBytes: Config.option(intIn("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER, 1))
+}
+
+type Values = { [K in keyof typeof readers]: Config.Config.Success<(typeof readers)[K]> }
+
+const secretText = (secret: Option.Option<Redacted.Redacted<string>> | undefined) =>
+  secret === undefined ? undefined : Option.getOrUndefined(Option.map(secret, Redacted.value))
+
+/** Rules for NODE_ENV=production; a variable that failed to parse is skipped (its parse error is reported). */
+const productionProblems = (v: Partial<Values>): Array<string> => {
+  const problems: Array<string> = []
+  if (v.jwtSecret !== undefined) {
+    const jwt = secretText(v.jwtSecret)
+    if (jwt === undefined) problems.push("JWT_SECRET is required in production")
+    else problems.push(...checkJwtSecret("JWT_SECRET", jwt))
+  }
+  if (v.duitkuMerchantCode !== undefined) {
+    problems.push(...checkPaymentCredential("DUITKU_MERCHANT_CODE", secretText(v.duitkuMerchantCode)))
+  }
+  if (v.duitkuApiKey !== undefined) {
+    problems.push(...checkPaymentCredential("DUITKU_API_KEY", secretText(v.duitkuApiKey), { minLength: 20 }))
+  }
+  if (v.duitkuCallbackUrl !== undefined) {
+    problems.push(...checkHttpsUrl("DUITKU_CALLBACK_URL", Option.getOrUndefined(v.duitkuCallbackUrl)))
+  }
+  if (v.duitkuReturnUrl !== undefined) {
+    problems.push(...checkHttpsUrl("DUITKU_RETURN_URL", Option.getOrUndefined(v.duitkuReturnUrl)))
+  }
+  if (v.corsOrigins !== undefined) problems.push(...checkCorsOrigins("CORS_ORIGIN", v.corsOrigins))
+  if (v.redisPassword !== undefined && secretText(v.redisPassword) === undefined) {
+    problems.push("REDIS_PASSWORD is required in production")
+  }
+  return problems
+}
+
+/**
+ * Reads every variable once, then applies the production rules. All problems, parse errors and
+ * rule violations alike, are reported together in one InvalidConfig.
+ */
+export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effect.gen(function*() {
+  const entries = Object.entries(readers) as Array<[keyof Values, Config.Config<unknown>]>
+  const results = yield* Effect.forEach(entries, ([, config]) => Effect.either(config))
+  const problems: Array<string> = []
+  const values: Record<string, unknown> = {}
+  results.forEach((result, i) => {
+    const [key] = entries[i]!
+    if (Either.isLeft(result)) problems.push(...describeConfigError(result.left))
+    else values[key] = result.right
+  })
+  // The production rules run even when some variables failed to parse, so one message lists all.
+  const parsed = values as Partial<Values>
+  if (parsed.env === "production") problems.push(...productionProblems(parsed))
+  if (problems.length > 0) return yield* new InvalidConfig({ problems })
+  const v = values as Values
+  const production = v.env === "production"
+  const redisPassword = Option.map(v.redisPassword, Redacted.value)
+
+  const jwtSecret = Option.getOrElse(v.jwtSecret, () => Redacted.make(randomBytes(48).toString("base64url")))
+  const databaseUrl = Redacted.value(v.databaseUrl)
+  const databasePassword = (() => {
+    try {
+      return decodeURIComponent(new URL(databaseUrl).password)
+    } catch {
+      return ""
+    }
+  })()
+  const secretValues = [
+    Redacted.value(jwtSecret),
+    ...Option.toArray(redisPassword),
+    ...Option.toArray(Option.map(v.duitkuApiKey, Redacted.value)),
+    ...Option.toArray(Option.map(v.duitkuMerchantCode, Redacted.value)),
+    databasePassword
+  ].filter((s) => s.length >= 4)
+
+  return {
+    env: v.env,
+    role: v.role,
+    version: packageJson.version,
+    http: {
+      host: v.host,
+      port: v.port,
+      bodyLimitBytes: v.bodyLimitBytes,
+      trustedProxies: v.trustedProxies
+    },
+    shutdown: { drainDelay: v.drainDelay, timeout: v.shutdownTimeout },
+    log: {
+      level: Option.getOrElse(v.logLevel, () => (v.env === "test" ? "warn" : "info") as LogLevelName),
+      format: Option.getOrElse(v.logFormat, () => (production ? "json" : "pretty") as LogFormat)
+    },
+    database: {
+      url: v.databaseUrl,
+      poolSize: v.dbPoolSize,
+      connectTimeout: v.dbConnectTimeout,
+      statementTimeout: v.dbStatementTimeout,
+      createIfMissing: !production
+    },
+    redis: {
+      host: v.redisHost,
+      port: v.redisPort,
+      username: v.redisUsername,
+      password: v.redisPassword,
+      db: v.redisDb,
+      keyPrefix: v.redisKeyPrefix,
+      commandTimeout: v.redisCommandTimeout
+    },
+    storage: { dir: path.resolve(v.storageDir) },
+    ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, timeout: v.ffmpegTimeout },
+    auth: { jwtSecret, jwtSecretGenerated: Option.isNone(v.jwtSecret) },
+    duitku: {
+      merchantCode: v.duitkuMerchantCode,
+      apiKey: v.duitkuApiKey,
+      callbackUrl: v.duitkuCallbackUrl,
+      returnUrl: v.duitkuReturnUrl
+    },
+    cors: { origins: v.corsOrigins },
+    health: {
+      checkTimeout: v.healthCheckTimeout,
+      detailedTimeout: v.healthDetailedTimeout,
+      readinessCacheTtl: v.readinessCacheTtl,
+      rateLimitPerMinute: v.healthRateLimit,
+      memoryLimitBytes: Option.getOrElse(v.memoryLimitBytes, defaultMemoryLimit)
+    },
+    secretValues
+  } satisfies AppConfigShape
+})
+
+/** Reads and validates the environment once at startup; holds no resource. */
+export const AppConfigLive = Layer.effect(AppConfig, loadAppConfig)
+
+/** A configuration for tests: the development defaults plus the given overrides. */
+export const appConfigFrom = (env: Record<string, string>) =>
+  loadAppConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))

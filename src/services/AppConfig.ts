@@ -1,0 +1,87 @@
+import { Context, Data, type Duration, type Option, type Redacted } from "effect"
+
+export type NodeEnv = "development" | "production" | "test"
+export type Role = "all" | "api" | "worker"
+export type LogFormat = "json" | "pretty"
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent"
+
+export interface AppConfigShape {
+  readonly env: NodeEnv
+  readonly role: Role
+  readonly version: string
+  readonly http: {
+    readonly host: string
+    readonly port: number
+    readonly bodyLimitBytes: number
+    /** Proxy addresses or CIDRs whose X-Forwarded-For hop is believed. */
+    readonly trustedProxies: ReadonlyArray<string>
+  }
+  readonly shutdown: {
+    readonly drainDelay: Duration.Duration
+    readonly timeout: Duration.Duration
+  }
+  readonly log: {
+    readonly level: LogLevelName
+    readonly format: LogFormat
+  }
+  readonly database: {
+    readonly url: Redacted.Redacted<string>
+    readonly poolSize: number
+    readonly connectTimeout: Duration.Duration
+    readonly statementTimeout: Duration.Duration
+    /** Development only: create the database when it does not exist. */
+    readonly createIfMissing: boolean
+  }
+  readonly redis: {
+    readonly host: string
+    readonly port: number
+    readonly username: Option.Option<string>
+    readonly password: Option.Option<Redacted.Redacted<string>>
+    readonly db: number
+    readonly keyPrefix: string
+    readonly commandTimeout: Duration.Duration
+  }
+  readonly storage: {
+    readonly dir: string
+  }
+  readonly ffmpeg: {
+    readonly ffmpegPath: Option.Option<string>
+    readonly ffprobePath: Option.Option<string>
+    readonly timeout: Duration.Duration
+  }
+  readonly auth: {
+    readonly jwtSecret: Redacted.Redacted<string>
+    /** True when no JWT_SECRET was set and one was generated for this process. */
+    readonly jwtSecretGenerated: boolean
+  }
+  readonly duitku: {
+    readonly merchantCode: Option.Option<Redacted.Redacted<string>>
+    readonly apiKey: Option.Option<Redacted.Redacted<string>>
+    readonly callbackUrl: Option.Option<string>
+    readonly returnUrl: Option.Option<string>
+  }
+  readonly cors: {
+    readonly origins: ReadonlyArray<string>
+  }
+  readonly health: {
+    readonly checkTimeout: Duration.Duration
+    readonly detailedTimeout: Duration.Duration
+    readonly readinessCacheTtl: Duration.Duration
+    readonly rateLimitPerMinute: number
+    readonly memoryLimitBytes: number
+  }
+  /** Every secret value of this configuration, for log redaction. */
+  readonly secretValues: ReadonlyArray<string>
+}
+
+export class AppConfig extends Context.Tag("app/AppConfig")<AppConfig, AppConfigShape>() {}
+
+/** The configuration cannot be used: every problem found, each naming its variable (never a secret's value). */
+export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{
+  readonly problems: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `Invalid configuration (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n` +
+      this.problems.map((p) => `  - ${p}`).join("\n")
+  }
+}
