@@ -29,22 +29,24 @@ const duration = (name: string, fallback: Duration.DurationInput) =>
     Config.withDefault(Duration.decode(fallback))
   )
 
-const literal = <const A extends string>(name: string, values: ReadonlyArray<A>, fallback: A) =>
+const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =>
   Config.string(name).pipe(
     Config.mapOrFail((raw) => {
       const value = raw.trim().toLowerCase()
       return (values as ReadonlyArray<string>).includes(value)
         ? Either.right(value as A)
         : Either.left(ConfigError.InvalidData([], `expected one of ${values.join(", ")}`))
-    }),
-    Config.withDefault(fallback)
+    })
   )
+const literal = <const A extends string>(name: string, values: ReadonlyArray<A>, fallback: A) =>
+  oneOf(name, values).pipe(Config.withDefault(fallback))
 
-const intIn = (name: string, min: number, max: number, fallback: number) =>
+const intBetween = (name: string, min: number, max: number) =>
   Config.integer(name).pipe(
-    Config.validate({ message: `expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max }),
-    Config.withDefault(fallback)
+    Config.validate({ message: `expected an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max })
   )
+const intIn = (name: string, min: number, max: number, fallback: number) =>
+  intBetween(name, min, max).pipe(Config.withDefault(fallback))
 
 const list = (name: string, fallback: ReadonlyArray<string>) =>
   Config.string(name).pipe(
@@ -89,10 +91,8 @@ const readers = {
   trustedProxies: list("TRUSTED_PROXIES", []),
   drainDelay: duration("SHUTDOWN_DRAIN_DELAY", "5 seconds"),
   shutdownTimeout: duration("SHUTDOWN_TIMEOUT", "30 seconds"),
-  logLevel: Config.option(
-    literal<LogLevelName>("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], "info")
-  ),
-  logFormat: Config.option(literal<LogFormat>("LOG_FORMAT", ["json", "pretty"], "json")),
+  logLevel: Config.option(oneOf<LogLevelName>("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"])),
+  logFormat: Config.option(oneOf<LogFormat>("LOG_FORMAT", ["json", "pretty"])),
   databaseUrl: Config.redacted("DATABASE_URL").pipe(
     Config.withDefault(Redacted.make("postgres://postgres@127.0.0.1:5432/lumiku"))
   ),
@@ -120,7 +120,7 @@ const readers = {
   healthDetailedTimeout: duration("HEALTH_DETAILED_TIMEOUT", "250 millis"),
   readinessCacheTtl: duration("READINESS_CACHE_TTL", "1 second"),
   healthRateLimit: intIn("HEALTH_RATE_LIMIT_PER_MINUTE", 1, 100_000, 30),
-  memoryLimitBytes: Config.option(intIn("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER, 1))
+  memoryLimitBytes: Config.option(intBetween("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER))
 }
 
 type Values = { [K in keyof typeof readers]: Config.Config.Success<(typeof readers)[K]> }

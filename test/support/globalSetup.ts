@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto"
 import { Redis } from "ioredis"
 import pg from "pg"
 import type { TestProject } from "vitest/node"
-import "vitest"
+import type {} from "vitest"
 
 /**
  * One database and one Redis key prefix per test run, so runs never see each other's data.

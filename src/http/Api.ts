@@ -1,0 +1,8 @@
+import { HttpApi, OpenApi } from "@effect/platform"
+import { HealthApi } from "./health/HealthApi.js"
+
+/** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
+export class Api extends HttpApi.make("lumiku")
+  .add(HealthApi)
+  .annotate(OpenApi.Title, "Lumiku API")
+  .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

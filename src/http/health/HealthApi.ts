@@ -1,0 +1,67 @@
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { TooManyRequests } from "../ApiError.js"
+
+const Check = Schema.Struct({
+  status: Schema.Literal("up", "down"),
+  latencyMs: Schema.Number,
+  error: Schema.optional(Schema.String)
+})
+
+export const Liveness = Schema.Struct({ status: Schema.Literal("ok") }).annotations({ identifier: "Liveness" })
+
+export const Readiness = Schema.Struct({
+  status: Schema.Literal("ready", "not_ready"),
+  reason: Schema.optional(Schema.Literal("shutting_down", "dependency_down")),
+  checks: Schema.Record({ key: Schema.String, value: Check })
+}).annotations({ identifier: "Readiness" })
+
+export const DetailedHealth = Schema.Struct({
+  status: Schema.Literal("healthy", "unhealthy"),
+  phase: Schema.String,
+  version: Schema.String,
+  environment: Schema.String,
+  timestamp: Schema.String,
+  uptimeSeconds: Schema.Number,
+  responseTimeMs: Schema.Number,
+  checks: Schema.Record({ key: Schema.String, value: Check }),
+  memory: Schema.Struct({
+    status: Schema.Literal("ok", "warning"),
+    rssBytes: Schema.Number,
+    limitBytes: Schema.Number,
+    rssPercent: Schema.Number,
+    heapUsedBytes: Schema.Number,
+    heapLimitBytes: Schema.Number,
+    heapPercent: Schema.Number
+  })
+}).annotations({ identifier: "DetailedHealth" })
+
+/** Kubernetes probes and the detailed report (the latter at both /health and /api/health). */
+export class HealthApi extends HttpApiGroup.make("health")
+  .add(
+    HttpApiEndpoint.get("liveness", "/health/liveness")
+      .addSuccess(Liveness)
+      .annotate(OpenApi.Description, "Process is alive. Checks no dependency and is never rate limited.")
+  )
+  .add(
+    HttpApiEndpoint.get("readiness", "/health/readiness")
+      .addSuccess(Readiness)
+      .addError(Readiness, { status: 503 })
+      .annotate(OpenApi.Description, "Postgres and Redis answer within 500 ms; 503 from the moment shutdown begins.")
+  )
+  .add(
+    HttpApiEndpoint.get("detailed", "/health")
+      .addSuccess(DetailedHealth)
+      .addError(DetailedHealth, { status: 503 })
+      .addError(TooManyRequests)
+      .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
+  )
+  .add(
+    HttpApiEndpoint.get("detailedApi", "/api/health")
+      .addSuccess(DetailedHealth)
+      .addError(DetailedHealth, { status: 503 })
+      .addError(TooManyRequests)
+      .annotate(OpenApi.Description, "The same report as GET /health.")
+  )
+  .annotate(OpenApi.Title, "Health") {}
+

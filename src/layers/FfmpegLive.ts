@@ -1,0 +1,548 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { constants as fsConstants } from "node:fs"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, ParseResult, Runtime, Schema } from "effect"
+import FluentFfmpeg, { type FfmpegCommand } from "fluent-ffmpeg"
+import { AppConfig } from "../services/AppConfig.js"
+import {
+  Ffmpeg,
+  FfmpegError,
+  type FfmpegInfo,
+  type FfmpegProgress,
+  type FfmpegShape,
+  FfmpegTimeout,
+  fileArg,
+  type ProbeOptions,
+  type ProbeResult,
+  type ProbeStream,
+  type RunOptions
+} from "../services/Ffmpeg.js"
+
+const KILL_GRACE = Duration.seconds(1)
+const STDERR_TAIL_CHARS = 4096
+const PROBE_TIMEOUT = Duration.seconds(30)
+const PROBE_STDOUT_LIMIT = 8 * 1024 * 1024
+const VERSION_TIMEOUT = Duration.seconds(5)
+/** ffmpeg's AVPROBE_SCORE_RETRY: at or below it ffmpeg itself warns "misdetection possible". */
+const MIN_PROBE_SCORE = 25
+
+// ---------------------------------------------------------------------------------------------------------------
+// child processes
+
+/** Keeps the last `limit` characters written to it. */
+class TextTail {
+  private text = ""
+  constructor(private readonly limit: number) {}
+  push(chunk: string): void {
+    this.text += chunk
+    if (this.text.length > 2 * this.limit) this.text = this.text.slice(-this.limit)
+  }
+  get value(): string {
+    return this.text.slice(-this.limit)
+  }
+}
+
+const hasExited = (child: ChildProcess): boolean =>
+  child.pid === undefined || child.exitCode !== null || child.signalCode !== null
+
+const sendSignal = (child: ChildProcess | undefined, signal: NodeJS.Signals): void => {
+  if (child !== undefined && !hasExited(child)) child.kill(signal)
+}
+
+/**
+ * SIGTERM, then SIGKILL if the child is still alive after the grace period. Completes only once `exited` is
+ * done, so an interrupted or timed-out operation never returns while its process is still running.
+ * `child` is read lazily: an interruption can arrive before fluent-ffmpeg has spawned the process.
+ */
+const terminate = (child: () => ChildProcess | undefined, exited: Deferred.Deferred<void>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    sendSignal(child(), "SIGTERM")
+    return Deferred.await(exited).pipe(
+      Effect.timeoutOption(KILL_GRACE),
+      Effect.flatMap(Option.match({
+        onSome: () => Effect.void,
+        onNone: () =>
+          Effect.logWarning("ffmpeg did not exit after SIGTERM; sending SIGKILL", { pid: child()?.pid }).pipe(
+            Effect.zipRight(Effect.sync(() => sendSignal(child(), "SIGKILL"))),
+            Effect.zipRight(Deferred.await(exited))
+          )
+      }))
+    )
+  })
+
+interface Collected {
+  readonly exitCode: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stdoutOverflow: boolean
+  readonly stderrTail: string
+}
+
+/** Runs `file args` (argument array, no shell) and collects its output; interruption kills the process. */
+const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number) =>
+  Effect.flatMap(Deferred.make<void>(), (exited) =>
+    Effect.async<Collected, FfmpegError>((resume) => {
+      let child: ChildProcess
+      try {
+        child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true })
+      } catch (cause) {
+        // e.g. an argument containing a NUL byte
+        Deferred.unsafeDone(exited, Exit.void)
+        resume(Effect.fail(new FfmpegError({ reason: "spawn", detail: `cannot start ${file}`, cause })))
+        return
+      }
+      const stdout: Array<Buffer> = []
+      let stdoutBytes = 0
+      let stdoutOverflow = false
+      const stderr = new TextTail(STDERR_TAIL_CHARS)
+      let spawnError: Error | undefined
+      child.stdout?.on("data", (chunk: Buffer) => {
+        if (stdoutOverflow) return
+        stdoutBytes += chunk.length
+        if (stdoutBytes <= stdoutLimit) stdout.push(chunk)
+        else {
+          stdoutOverflow = true
+          child.kill("SIGKILL")
+        }
+      })
+      child.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr.push(chunk))
+      child.on("error", (error) => {
+        spawnError ??= error
+      })
+      // "close" follows both a normal exit (after stdio has drained) and a failed spawn
+      child.once("close", (exitCode: number | null, signal: NodeJS.Signals | null) => {
+        Deferred.unsafeDone(exited, Exit.void)
+        if (child.pid === undefined) {
+          resume(Effect.fail(new FfmpegError({ reason: "spawn", detail: `cannot start ${file}`, cause: spawnError })))
+        } else {
+          resume(Effect.succeed({
+            exitCode,
+            signal,
+            stdout: Buffer.concat(stdout).toString("utf8"),
+            stdoutOverflow,
+            stderrTail: stderr.value
+          }))
+        }
+      })
+      return terminate(() => child, exited)
+    })
+  )
+
+// ---------------------------------------------------------------------------------------------------------------
+// probe
+
+/** ffprobe prints numbers as strings ("2.000000"); "nan"/"inf" are rejected rather than passed on. */
+const FiniteFromString = Schema.NumberFromString.pipe(Schema.finite())
+
+const FfprobeStream = Schema.Struct({
+  index: Schema.Number,
+  codec_type: Schema.optionalWith(Schema.String, { default: () => "unknown" }),
+  codec_name: Schema.optional(Schema.String),
+  width: Schema.optional(Schema.Number),
+  height: Schema.optional(Schema.Number),
+  avg_frame_rate: Schema.optional(Schema.String),
+  r_frame_rate: Schema.optional(Schema.String),
+  // a stream duration is informative only: an odd value drops it instead of failing the probe
+  duration: Schema.optional(Schema.String)
+})
+
+const FfprobeOutput = Schema.Struct({
+  format: Schema.Struct({
+    format_name: Schema.String,
+    duration: FiniteFromString.pipe(Schema.positive({ message: () => "the duration must be a positive number" })),
+    size: Schema.optionalWith(FiniteFromString, { exact: true }),
+    probe_score: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(MIN_PROBE_SCORE, {
+      message: () => "the format was only guessed from the name or a few bytes (probe score too low)"
+    })), { exact: true })
+  }),
+  streams: Schema.Array(FfprobeStream).pipe(Schema.filter(
+    (streams) => streams.some((s) => s.codec_type === "video" || s.codec_type === "audio"),
+    { message: () => "no audio or video stream" }
+  ))
+})
+
+const decodeFfprobeOutput = (json: string) =>
+  Schema.decodeUnknown(Schema.parseJson(FfprobeOutput))(json).pipe(
+    // one "path: problem" per issue instead of the schema's type tree
+    Effect.mapError((error) => ({
+      error,
+      summary: ParseResult.ArrayFormatter.formatErrorSync(error)
+        .map((issue) => issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`)
+        .join("; ")
+    }))
+  )
+
+const PROBE_ARGS = [
+  "-v",
+  "error",
+  // the file may be a playlist or reference other inputs: never let it reach the network or other protocols
+  "-protocol_whitelist",
+  "file",
+  "-print_format",
+  "json",
+  "-show_format",
+  "-show_streams"
+] as const
+
+/** "30000/1001" -> 29.97; "0/0" (no frame rate) -> undefined */
+const parseRate = (rate: string | undefined): number | undefined => {
+  const match = rate === undefined ? null : /^(\d+)\/(\d+)$/.exec(rate)
+  if (match === null) return undefined
+  const value = Number(match[1]) / Number(match[2])
+  return Number.isFinite(value) && value > 0 ? value : undefined
+}
+
+const finiteOrUndefined = (text: string | undefined): number | undefined => {
+  const value = text === undefined ? Number.NaN : Number(text)
+  return Number.isFinite(value) ? value : undefined
+}
+
+const toProbeResult = (raw: typeof FfprobeOutput.Type): ProbeResult => ({
+  durationSeconds: raw.format.duration,
+  formatName: raw.format.format_name,
+  ...(raw.format.size === undefined ? {} : { sizeBytes: raw.format.size }),
+  streams: raw.streams.map((s): ProbeStream => {
+    const frameRate = s.codec_type === "video" ? parseRate(s.avg_frame_rate) ?? parseRate(s.r_frame_rate) : undefined
+    const durationSeconds = finiteOrUndefined(s.duration)
+    return {
+      index: s.index,
+      codecType: s.codec_type,
+      ...(s.codec_name === undefined ? {} : { codecName: s.codec_name }),
+      ...(s.width === undefined ? {} : { width: s.width }),
+      ...(s.height === undefined ? {} : { height: s.height }),
+      ...(frameRate === undefined ? {} : { frameRate }),
+      ...(durationSeconds === undefined ? {} : { durationSeconds })
+    }
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// run
+
+const durationLine = /Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)/
+const timemarkPattern = /^(-?\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/
+
+const timemarkSeconds = (timemark: string): number | undefined => {
+  const m = timemarkPattern.exec(timemark)
+  if (m === null) return undefined
+  const sign = m[1]?.startsWith("-") ? -1 : 1
+  return sign * (Math.abs(Number(m[1])) * 3600 + Number(m[2]) * 60 + Number(m[3]))
+}
+
+/** Reads ffmpeg's stats lines ("frame=   50 fps=0.0 ... time=00:00:01.96 ..."), one stderr line at a time. */
+class ProgressParser {
+  private inputSeconds: number | undefined
+  constructor(private readonly expectedSeconds: number | undefined) {}
+
+  line(line: string): FfmpegProgress | undefined {
+    const text = line.trim()
+    if (this.inputSeconds === undefined) {
+      const d = durationLine.exec(text)
+      if (d !== null) this.inputSeconds = Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3])
+    }
+    if (!/^(frame|size)=/.test(text)) return undefined
+    const fields = new Map<string, string>()
+    for (const [, key, value] of text.matchAll(/(\w+)=\s*(\S+)/g)) {
+      if (key !== undefined && value !== undefined) fields.set(key, value)
+    }
+    const frames = Number.parseInt(fields.get("frame") ?? "", 10)
+    const time = fields.get("time")
+    const elapsed = time === undefined ? undefined : timemarkSeconds(time)
+    const total = this.expectedSeconds ?? this.inputSeconds
+    const percent = elapsed !== undefined && total !== undefined && total > 0
+      ? Math.min(100, Math.max(0, (elapsed / total) * 100))
+      : undefined
+    return {
+      ...(Number.isFinite(frames) ? { frames } : {}),
+      ...(time === undefined || elapsed === undefined ? {} : { timemark: time }),
+      ...(percent === undefined ? {} : { percent })
+    }
+  }
+}
+
+/**
+ * Runs the caller's callbacks on fibers of the caller's runtime, so a slow callback never stalls the
+ * reading of ffmpeg's stderr. One progress call at a time; while it runs only the latest update is kept.
+ */
+const makeCallbacks = (runtime: Runtime.Runtime<never>, options: RunOptions | undefined) => {
+  const fork = Runtime.runFork(runtime)
+  const guard = (label: string, effect: Effect.Effect<void>) =>
+    effect.pipe(Effect.catchAllCause((cause) => Effect.logWarning(`ffmpeg ${label} callback failed`, cause)))
+  let closed = false
+  let inFlight: Fiber.RuntimeFiber<void> | undefined
+  let pending: FfmpegProgress | undefined
+  let started: Fiber.RuntimeFiber<void> | undefined
+
+  const progress = (update: FfmpegProgress): void => {
+    const onProgress = options?.onProgress
+    if (onProgress === undefined || closed) return
+    if (inFlight !== undefined) {
+      pending = update
+      return
+    }
+    const fiber = fork(guard("onProgress", Effect.suspend(() => onProgress(update))))
+    inFlight = fiber
+    fiber.addObserver(() => {
+      if (inFlight === fiber) inFlight = undefined
+      const next = pending
+      pending = undefined
+      if (next !== undefined) progress(next)
+    })
+  }
+
+  const start = (pid: number): void => {
+    const onStart = options?.onStart
+    if (onStart !== undefined && started === undefined) started = fork(guard("onStart", Effect.suspend(() => onStart(pid))))
+  }
+
+  /** Drops progress still to come and interrupts the one running; lets onStart finish (callers rely on the pid). */
+  const close = Effect.suspend(() => {
+    closed = true
+    pending = undefined
+    return Effect.zipRight(
+      inFlight === undefined ? Effect.void : Fiber.interrupt(inFlight),
+      started === undefined ? Effect.void : Fiber.await(started)
+    )
+  })
+
+  return { progress, start, close }
+}
+
+/** fluent-ffmpeg keeps the spawned process on this undocumented field for the duration of the run. */
+const childOf = (command: FfmpegCommand): ChildProcess | undefined =>
+  (command as unknown as { readonly ffmpegProc?: ChildProcess }).ffmpegProc
+
+type PathLookup = (callback: (error: Error | null, path: string) => void) => void
+
+/**
+ * fluent-ffmpeg 2.1's setFfmpegPath/setFfprobePath write one module-wide cache, so two services with
+ * different binaries would use whichever was set last. Shadowing the lookups on the instance pins this
+ * command (including fluent-ffmpeg's own capability checks) to our binaries.
+ */
+const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: string): FfmpegCommand => {
+  const lookups = command as unknown as { _getFfmpegPath: PathLookup; _getFfprobePath: PathLookup }
+  lookups._getFfmpegPath = (callback) => callback(null, ffmpegPath)
+  lookups._getFfprobePath = (callback) => callback(null, ffprobePath)
+  return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// service
+
+const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape => {
+  const probe = Effect.fn("Ffmpeg.probe")(function*(file: string, options?: ProbeOptions) {
+    yield* Effect.annotateCurrentSpan("file", file)
+    const timeout = Duration.decode(options?.timeout ?? PROBE_TIMEOUT)
+    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, fileArg(file)], PROBE_STDOUT_LIMIT).pipe(
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new FfmpegTimeout({ operation: "probe", timeout }) })
+    )
+    if (out.stdoutOverflow) {
+      return yield* new FfmpegError({ reason: "probe", detail: `${file}: ffprobe printed more than ${PROBE_STDOUT_LIMIT} bytes` })
+    }
+    if (out.exitCode !== 0) {
+      return yield* new FfmpegError({
+        reason: "probe",
+        detail: `${file} is not readable media`,
+        exitCode: out.exitCode ?? undefined,
+        signal: out.signal ?? undefined,
+        stderrTail: out.stderrTail
+      })
+    }
+    const raw = yield* decodeFfprobeOutput(out.stdout).pipe(
+      Effect.mapError(({ error, summary }) =>
+        new FfmpegError({ reason: "probe", detail: `${file}: ${summary}`, stderrTail: out.stderrTail, cause: error })
+      )
+    )
+    return toProbeResult(raw)
+  })
+
+  const run = Effect.fn("Ffmpeg.run")(function*(
+    configure: (command: FfmpegCommand) => FfmpegCommand,
+    options?: RunOptions
+  ) {
+    const timeout = Duration.decode(options?.timeout ?? defaultTimeout)
+    const exited = yield* Deferred.make<void>()
+    const callbacks = makeCallbacks(yield* Effect.runtime<never>(), options)
+
+    const running = Effect.async<void, FfmpegError>((resume) => {
+      let child: ChildProcess | undefined
+      let cancelled = false
+      const stderr = new TextTail(STDERR_TAIL_CHARS)
+      const progress = new ProgressParser(options?.durationSeconds)
+
+      // fluent-ffmpeg emits "end"/"error" after the process has exited, except for its stream errors:
+      // then the process is killed first so the run never completes while it is alive.
+      const settle = (result: Effect.Effect<void, FfmpegError>) => {
+        const finish = () => {
+          Deferred.unsafeDone(exited, Exit.void)
+          resume(result)
+        }
+        const current = child
+        if (current === undefined || hasExited(current)) finish()
+        else {
+          current.once("exit", finish)
+          current.kill("SIGKILL")
+        }
+      }
+
+      let command: FfmpegCommand
+      try {
+        command = configure(pinBinaries(FluentFfmpeg(), info.ffmpegPath, info.ffprobePath))
+      } catch (cause) {
+        settle(Effect.fail(new FfmpegError({ reason: "spawn", detail: "invalid ffmpeg command", cause })))
+        return
+      }
+
+      command.on("start", () => {
+        child = childOf(command)
+        const pid = child?.pid
+        if (pid === undefined) return // the spawn failed; "error" follows
+        if (cancelled) child?.kill("SIGTERM")
+        callbacks.start(pid)
+      })
+      command.on("stderr", (line) => {
+        stderr.push(`${line}\n`)
+        const update = progress.line(line)
+        if (update !== undefined) callbacks.progress(update)
+      })
+      command.on("end", () => settle(Effect.void))
+      command.on("error", (error) => {
+        const current = child
+        // classified by what happened to the process, never by fluent-ffmpeg's message text
+        settle(Effect.fail(
+          current === undefined || current.pid === undefined
+            ? new FfmpegError({ reason: "spawn", detail: `cannot start ffmpeg: ${error.message}`, cause: error })
+            : new FfmpegError({
+              reason: "exit",
+              detail: "ffmpeg failed",
+              exitCode: current.exitCode ?? undefined,
+              signal: current.signalCode ?? undefined,
+              stderrTail: stderr.value,
+              cause: error
+            })
+        ))
+      })
+      try {
+        command.run()
+      } catch (cause) {
+        // fluent-ffmpeg throws synchronously when no output was configured
+        settle(Effect.fail(new FfmpegError({ reason: "spawn", detail: "invalid ffmpeg command", cause })))
+        return
+      }
+      return Effect.suspend(() => {
+        cancelled = true
+        return terminate(() => child, exited)
+      })
+    })
+
+    return yield* running.pipe(
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new FfmpegTimeout({ operation: "run", timeout }) }),
+      Effect.ensuring(callbacks.close)
+    )
+  })
+
+  const tempDir = Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => fs.mkdtemp(path.join(os.tmpdir(), "lumiku-ffmpeg-")),
+      catch: (cause) => new FfmpegError({ reason: "io", detail: `cannot create a directory in ${os.tmpdir()}`, cause })
+    }),
+    (dir) =>
+      Effect.tryPromise(() => fs.rm(dir, { recursive: true, force: true })).pipe(
+        Effect.catchAll((error) => Effect.logWarning("could not remove ffmpeg temp dir", { dir, error: String(error) }))
+      )
+  ).pipe(Effect.withSpan("Ffmpeg.tempDir"))
+
+  return { info, probe, run, tempDir }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// layer
+
+const isExecutableFile = (file: string): Effect.Effect<boolean> =>
+  Effect.promise(async () => {
+    try {
+      await fs.access(file, fsConstants.X_OK)
+      return (await fs.stat(file)).isFile()
+    } catch {
+      return false
+    }
+  })
+
+// A small PATH walk rather than a `which` package: it is a dozen lines, and we want exactly "an executable
+// regular file" with no shell, no PATHEXT and no current-directory fallback for empty PATH entries.
+const searchPath = (name: string): Effect.Effect<Option.Option<string>> =>
+  Effect.gen(function*() {
+    const dirs = (process.env["PATH"] ?? "").split(path.delimiter).filter((dir) => path.isAbsolute(dir))
+    for (const dir of dirs) {
+      const candidate = path.join(dir, name)
+      if (yield* isExecutableFile(candidate)) return Option.some(candidate)
+    }
+    return Option.none()
+  })
+
+const notFound = (detail: string, extra?: Partial<Pick<FfmpegError, "exitCode" | "signal" | "stderrTail">>) =>
+  new FfmpegError({ reason: "not-found", detail, ...extra })
+
+const resolveBinary = (name: string, variable: string, configured: Option.Option<string>) =>
+  Option.match(configured, {
+    onNone: () =>
+      searchPath(name).pipe(Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(notFound(`${name} was not found on PATH; install it or set ${variable}`)),
+        onSome: Effect.succeed
+      }))),
+    onSome: (value) =>
+      value.includes(path.sep)
+        ? isExecutableFile(path.resolve(value)).pipe(Effect.flatMap((ok) =>
+          ok
+            ? Effect.succeed(path.resolve(value))
+            : Effect.fail(notFound(`${variable}=${value} is not an executable file`))
+        ))
+        : searchPath(value).pipe(Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(notFound(`${variable}=${value} was not found on PATH`)),
+          onSome: Effect.succeed
+        })))
+  })
+
+/** "ffmpeg version 5.1.9-0+deb12u1 Copyright (c) ..." -> "5.1.9-0+deb12u1" */
+const readVersion = (name: string, file: string, variable: string) =>
+  collect(file, ["-version"], 1024 * 1024).pipe(
+    Effect.timeoutFail({
+      duration: VERSION_TIMEOUT,
+      onTimeout: () => new FfmpegTimeout({ operation: "version", timeout: VERSION_TIMEOUT })
+    }),
+    Effect.mapError((error) => notFound(`${name} (${file}) does not run: ${error.message}; check ${variable}`)),
+    Effect.flatMap((out) => {
+      const version = /^\S+ version (\S+)/.exec(out.stdout.split("\n", 1)[0] ?? "")?.[1]
+      return out.exitCode === 0 && version !== undefined
+        ? Effect.succeed(version)
+        : Effect.fail(notFound(`${name} (${file}) is not a working ${name}: -version failed; check ${variable}`, {
+          exitCode: out.exitCode ?? undefined,
+          signal: out.signal ?? undefined,
+          stderrTail: out.stderrTail
+        }))
+    })
+  )
+
+/**
+ * Resolves ffmpeg and ffprobe (FFMPEG_PATH / FFPROBE_PATH, else PATH) and checks that both run; construction
+ * fails with reason "not-found" otherwise. Owns no long-lived resource: each probe/run owns its child process
+ * and kills it on interruption or timeout, and each `tempDir` is removed when its scope closes.
+ */
+export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.effect(
+  Ffmpeg,
+  Effect.gen(function*() {
+    const config = (yield* AppConfig).ffmpeg
+    const [ffmpegPath, ffprobePath] = yield* Effect.all([
+      resolveBinary("ffmpeg", "FFMPEG_PATH", config.ffmpegPath),
+      resolveBinary("ffprobe", "FFPROBE_PATH", config.ffprobePath)
+    ])
+    const [ffmpegVersion, ffprobeVersion] = yield* Effect.all([
+      readVersion("ffmpeg", ffmpegPath, "FFMPEG_PATH"),
+      readVersion("ffprobe", ffprobePath, "FFPROBE_PATH")
+    ], { concurrency: 2 })
+    yield* Effect.logInfo("ffmpeg ready", { ffmpegPath, ffmpegVersion, ffprobePath, ffprobeVersion })
+    return make({ ffmpegPath, ffmpegVersion, ffprobePath, ffprobeVersion }, config.timeout)
+  })
+)

@@ -1,0 +1,46 @@
+import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage } from "@effect/platform"
+import { Effect, Layer, Option } from "effect"
+import { Api } from "../http/Api.js"
+import { HealthHandlers } from "../http/health/HealthHandlers.js"
+import { errorEnvelope } from "../http/middleware/errorEnvelope.js"
+import { requestLog } from "../http/middleware/requestLog.js"
+import { AppConfig } from "../services/AppConfig.js"
+import { HttpDrainLive, makeHttpServerLive } from "./HttpServerLive.js"
+
+const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(HealthHandlers))
+
+export interface HttpOptions {
+  readonly listen?: { readonly port: number; readonly host?: string }
+  /** Routes outside the HttpApi contract, added to the same router (tests use this). */
+  readonly extraRoutes?: Layer.Layer<never, never, HttpApiBuilder.Router>
+}
+
+/** The HttpApi served with its middleware: request id and access log outermost, then the error body. */
+const makeServeLive = (extraRoutes: Layer.Layer<never, never, HttpApiBuilder.Router>) => Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) => {
+    const limit = config.http.bodyLimitBytes
+    return HttpApiBuilder.serve(requestLog(limit)).pipe(
+      Layer.provide(extraRoutes),
+      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limit))),
+      Layer.provide(ApiLive),
+      // Bodies without a Content-Length are cut off at the same limit while they stream in.
+      Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(limit)))),
+      // The same (memoized) router instance `serve` uses, so Swagger and extra routes land on it.
+      Layer.provide(HttpApiBuilder.Router.Live)
+    )
+  })
+)
+
+/**
+ * The HTTP side of the process, in build order: the Node server, then `serve`, then the drain.
+ * Release runs the other way: drain (delay, stop accepting, in-flight), detach, close.
+ */
+export const makeHttpLive = (options: HttpOptions = {}) =>
+  HttpDrainLive.pipe(
+    Layer.provide(makeServeLive(options.extraRoutes ?? Layer.empty)),
+    Layer.provideMerge(makeHttpServerLive(options.listen))
+  )
+
+export const HttpLive = makeHttpLive()

@@ -1,0 +1,4 @@
+import { AppLive } from "./layers/AppLive.js"
+import { runMain } from "./runMain.js"
+
+runMain(AppLive)

@@ -1,0 +1,117 @@
+import * as path from "node:path"
+import { Context, Data, Duration, type Effect, type Scope } from "effect"
+import type { FfmpegCommand } from "fluent-ffmpeg"
+
+export type CodecType = "video" | "audio" | "subtitle" | "data" | "attachment" | (string & {})
+
+export interface ProbeStream {
+  readonly index: number
+  readonly codecType: CodecType
+  readonly codecName?: string
+  readonly width?: number
+  readonly height?: number
+  /** Average frames per second (e.g. 29.97), when the stream has one. */
+  readonly frameRate?: number
+  readonly durationSeconds?: number
+}
+
+export interface ProbeResult {
+  readonly durationSeconds: number
+  /** ffprobe's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
+  readonly formatName: string
+  readonly sizeBytes?: number
+  readonly streams: ReadonlyArray<ProbeStream>
+}
+
+export interface ProbeOptions {
+  /** Default 30 seconds; the ffprobe process is killed when it runs out. */
+  readonly timeout?: Duration.DurationInput
+}
+
+export interface FfmpegProgress {
+  /** 0-100, against `RunOptions.durationSeconds` or else the first input's duration; absent when neither is known. */
+  readonly percent?: number
+  /** Output position as ffmpeg prints it, e.g. "00:00:01.96". */
+  readonly timemark?: string
+  readonly frames?: number
+}
+
+export interface RunOptions {
+  /** Default: the configured FFMPEG_TIMEOUT. The process is killed when it runs out. */
+  readonly timeout?: Duration.DurationInput
+  /** Runs on its own fiber, never blocking ffmpeg; while one call is running only the latest update is kept. */
+  readonly onProgress?: (progress: FfmpegProgress) => Effect.Effect<void>
+  /** Called once ffmpeg has been spawned; `run` does not complete before this effect has. */
+  readonly onStart?: (pid: number) => Effect.Effect<void>
+  /** The expected output duration, for `percent`; use it when the output is trimmed or the input is lavfi. */
+  readonly durationSeconds?: number
+}
+
+export interface FfmpegInfo {
+  readonly ffmpegPath: string
+  readonly ffprobePath: string
+  readonly ffmpegVersion: string
+  readonly ffprobeVersion: string
+}
+
+export interface FfmpegShape {
+  readonly info: FfmpegInfo
+  /** Fails with reason "probe" for anything that is not readable audio/video with a known duration. */
+  readonly probe: (file: string, options?: ProbeOptions) => Effect.Effect<ProbeResult, FfmpegError | FfmpegTimeout>
+  /**
+   * Runs one fluent-ffmpeg command. Pass file paths through `fileArg`. Interruption and timeouts kill the
+   * process (SIGTERM, then SIGKILL after 1 s) and complete only once it has exited.
+   */
+  readonly run: (
+    configure: (command: FfmpegCommand) => FfmpegCommand,
+    options?: RunOptions
+  ) => Effect.Effect<void, FfmpegError | FfmpegTimeout>
+  /** A fresh directory under the OS temp dir, removed with everything in it when the scope closes. */
+  readonly tempDir: Effect.Effect<string, FfmpegError, Scope.Scope>
+}
+
+export class Ffmpeg extends Context.Tag("app/Ffmpeg")<Ffmpeg, FfmpegShape>() {}
+
+export type FfmpegErrorReason = "spawn" | "exit" | "probe" | "not-found" | "io"
+
+/**
+ * - spawn: the process could not be started (or the command was invalid before starting it)
+ * - exit: ffmpeg ran and exited non-zero or was killed by a signal we did not send
+ * - probe: the file is not readable media with a known duration
+ * - not-found: a binary is missing or does not run (layer construction)
+ * - io: temporary directory handling
+ */
+export class FfmpegError extends Data.TaggedError("FfmpegError")<{
+  readonly reason: FfmpegErrorReason
+  readonly detail: string
+  readonly exitCode?: number | undefined
+  readonly signal?: string | undefined
+  readonly stderrTail?: string | undefined
+  readonly cause?: unknown
+}> {
+  override get message() {
+    const status = [
+      this.exitCode === undefined ? undefined : `exit code ${this.exitCode}`,
+      this.signal === undefined ? undefined : `signal ${this.signal}`
+    ].filter((s) => s !== undefined)
+    const lastLine = this.stderrTail?.trim().split("\n").at(-1)?.trim()
+    return `ffmpeg ${this.reason}: ${this.detail}` +
+      (status.length > 0 ? ` (${status.join(", ")})` : "") +
+      (lastLine ? `: ${lastLine}` : "")
+  }
+}
+
+export class FfmpegTimeout extends Data.TaggedError("FfmpegTimeout")<{
+  readonly operation: "probe" | "run" | "version"
+  readonly timeout: Duration.Duration
+}> {
+  override get message() {
+    return `ffmpeg ${this.operation} did not finish within ${Duration.format(this.timeout)}; the process was killed`
+  }
+}
+
+/**
+ * A path as an ffmpeg/ffprobe argument that is always read as a local file: never as an option (a name
+ * starting with "-") nor as another protocol ("concat:", "http:", ...).
+ */
+export const fileArg = (file: string): string => `file:${path.resolve(file)}`

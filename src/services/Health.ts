@@ -1,0 +1,148 @@
+import { access, constants } from "node:fs/promises"
+import { getHeapStatistics } from "node:v8"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect } from "effect"
+import { AppConfig } from "./AppConfig.js"
+import { Ffmpeg } from "./Ffmpeg.js"
+import { Lifecycle } from "./Lifecycle.js"
+import { Redis } from "./Redis.js"
+import { Storage } from "./Storage.js"
+
+export interface CheckResult {
+  readonly status: "up" | "down"
+  readonly latencyMs: number
+  /** A short, client-safe reason (a timeout, an error code); never an internal message. */
+  readonly error?: string
+  readonly [detail: string]: unknown
+}
+
+export interface ReadinessReport {
+  readonly ready: boolean
+  readonly reason?: "shutting_down" | "dependency_down"
+  readonly checks: Record<string, CheckResult>
+}
+
+export interface DetailedReport {
+  readonly healthy: boolean
+  readonly body: Record<string, unknown>
+}
+
+const reasonOf = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    if ("_tag" in error && error._tag === "TimeoutException") return "timeout"
+    const cause = "cause" in error ? (error as { cause: unknown }).cause : undefined
+    for (const candidate of [error, cause]) {
+      if (typeof candidate === "object" && candidate !== null && "code" in candidate) {
+        const code = (candidate as { code: unknown }).code
+        if (typeof code === "string" && /^[A-Z0-9_]{2,40}$/.test(code)) return code
+      }
+    }
+  }
+  return "unavailable"
+}
+
+/** Runs one check under a timeout; failures become `down` with a client-safe reason. */
+const timed = <A extends Record<string, unknown>, E, R>(
+  check: Effect.Effect<A, E, R>,
+  timeout: Duration.Duration
+): Effect.Effect<CheckResult, never, R> =>
+  Effect.suspend(() => {
+    const start = performance.now()
+    const latency = () => Math.round((performance.now() - start) * 100) / 100
+    return check.pipe(
+      Effect.timeout(timeout),
+      Effect.match({
+        onFailure: (error): CheckResult => ({ status: "down", latencyMs: latency(), error: reasonOf(error) }),
+        onSuccess: (details): CheckResult => ({ status: "up", latencyMs: latency(), ...details })
+      })
+    )
+  })
+
+/**
+ * Dependency checks for the probes. Readiness covers what this process cannot serve without
+ * (Postgres, Redis) and is cached briefly; the detailed report adds storage, ffmpeg and memory.
+ */
+export class Health extends Effect.Service<Health>()("app/Health", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    const lifecycle = yield* Lifecycle
+    const sql = yield* SqlClient.SqlClient
+    const redis = yield* Redis
+    const storage = yield* Storage
+    const ffmpeg = yield* Ffmpeg
+    const startedAt = Date.now()
+
+    const database = sql`SELECT 1`.pipe(Effect.as({}))
+    const redisPing = redis.ping.pipe(Effect.as({}))
+
+    const dependencies = (timeout: Duration.Duration) =>
+      Effect.all({ database: timed(database, timeout), redis: timed(redisPing, timeout) }, { concurrency: "unbounded" })
+
+    const readinessChecks = yield* Effect.cachedWithTTL(
+      dependencies(config.health.checkTimeout),
+      config.health.readinessCacheTtl
+    )
+
+    const memory = () => {
+      const usage = process.memoryUsage()
+      const heapLimit = getHeapStatistics().heap_size_limit
+      const limit = config.health.memoryLimitBytes
+      const rssPercent = Math.round((usage.rss / limit) * 1000) / 10
+      const heapPercent = Math.round((usage.heapUsed / heapLimit) * 1000) / 10
+      return {
+        status: rssPercent >= 90 || heapPercent >= 90 ? "warning" : "ok",
+        rssBytes: usage.rss,
+        limitBytes: limit,
+        rssPercent,
+        heapUsedBytes: usage.heapUsed,
+        heapLimitBytes: heapLimit,
+        heapPercent
+      }
+    }
+
+    const readiness = Effect.fn("Health.readiness")(function*() {
+      if (lifecycle.phase() === "draining") {
+        return { ready: false, reason: "shutting_down", checks: {} } satisfies ReadinessReport
+      }
+      const checks = yield* readinessChecks
+      const ready = checks.database.status === "up" && checks.redis.status === "up"
+      return (ready ? { ready, checks } : { ready, reason: "dependency_down", checks }) satisfies ReadinessReport
+    })
+
+    const detailed = Effect.fn("Health.detailed")(function*() {
+      const start = performance.now()
+      const timeout = config.health.detailedTimeout
+      const checks = yield* Effect.all(
+        {
+          database: timed(database, timeout),
+          redis: timed(redisPing, timeout),
+          storage: timed(storage.healthCheck.pipe(Effect.as({})), timeout),
+          ffmpeg: timed(
+            Effect.tryPromise(() => access(ffmpeg.info.ffmpegPath, constants.X_OK)).pipe(
+              Effect.as({ version: ffmpeg.info.ffmpegVersion })
+            ),
+            timeout
+          )
+        },
+        { concurrency: "unbounded" }
+      )
+      const healthy = Object.values(checks).every((c) => c.status === "up")
+      return {
+        healthy,
+        body: {
+          status: healthy ? "healthy" : "unhealthy",
+          phase: lifecycle.phase(),
+          version: config.version,
+          environment: config.env,
+          timestamp: new Date().toISOString(),
+          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+          responseTimeMs: Math.round((performance.now() - start) * 100) / 100,
+          checks,
+          memory: memory()
+        }
+      } satisfies DetailedReport
+    })
+
+    return { readiness, detailed }
+  })
+}) {}

@@ -1,0 +1,26 @@
+import { Context, type Effect } from "effect"
+import type { RedisError } from "./Redis.js"
+
+export interface RateLimitPolicy {
+  /** Names the limit in keys and logs, e.g. "health". */
+  readonly name: string
+  readonly limit: number
+  readonly windowMs: number
+}
+
+export interface RateLimitDecision {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  /** Milliseconds until the window has room again (0 when allowed and not full). */
+  readonly resetMs: number
+  /** When denied: milliseconds until one more request would pass. */
+  readonly retryAfterMs: number
+}
+
+export interface RateLimiterShape {
+  /** Counts one request for `key` under `policy`; atomic across every instance sharing the store. */
+  readonly consume: (policy: RateLimitPolicy, key: string) => Effect.Effect<RateLimitDecision, RedisError>
+}
+
+export class RateLimiter extends Context.Tag("app/RateLimiter")<RateLimiter, RateLimiterShape>() {}
