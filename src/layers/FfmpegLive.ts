@@ -221,7 +221,7 @@ const toProbeResult = (raw: typeof FfprobeOutput.Type): ProbeResult => ({
 // ---------------------------------------------------------------------------------------------------------------
 // run
 
-const durationLine = /Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)/
+const durationLine = /^Duration: (?:N\/A|(\d+):(\d{2}):(\d{2}(?:\.\d+)?))/
 const timemarkPattern = /^(-?\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/
 
 const timemarkSeconds = (timemark: string): number | undefined => {
@@ -234,13 +234,17 @@ const timemarkSeconds = (timemark: string): number | undefined => {
 /** Reads ffmpeg's stats lines ("frame=   50 fps=0.0 ... time=00:00:01.96 ..."), one stderr line at a time. */
 class ProgressParser {
   private inputSeconds: number | undefined
+  private sawInputDuration = false
   constructor(private readonly expectedSeconds: number | undefined) {}
 
   line(line: string): FfmpegProgress | undefined {
     const text = line.trim()
-    if (this.inputSeconds === undefined) {
-      const d = durationLine.exec(text)
-      if (d !== null) this.inputSeconds = Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3])
+    const d = this.sawInputDuration ? null : durationLine.exec(text)
+    if (d !== null) {
+      // only input #0's, even when it is "N/A" (lavfi): a later input's duration would give a wrong percent
+      this.sawInputDuration = true
+      if (d[1] !== undefined) this.inputSeconds = Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3])
+      return undefined
     }
     if (!/^(frame|size)=/.test(text)) return undefined
     const fields = new Map<string, string>()
@@ -328,6 +332,13 @@ const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: st
   return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
 }
 
+const invalidCommand = (cause: unknown) =>
+  new FfmpegError({
+    reason: "spawn",
+    detail: `invalid ffmpeg command: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
 // ---------------------------------------------------------------------------------------------------------------
 // service
 
@@ -391,7 +402,7 @@ const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape 
       try {
         command = configure(pinBinaries(FluentFfmpeg(), info.ffmpegPath, info.ffprobePath))
       } catch (cause) {
-        settle(Effect.fail(new FfmpegError({ reason: "spawn", detail: "invalid ffmpeg command", cause })))
+        settle(Effect.fail(invalidCommand(cause)))
         return
       }
 
@@ -428,7 +439,7 @@ const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape 
         command.run()
       } catch (cause) {
         // fluent-ffmpeg throws synchronously when no output was configured
-        settle(Effect.fail(new FfmpegError({ reason: "spawn", detail: "invalid ffmpeg command", cause })))
+        settle(Effect.fail(invalidCommand(cause)))
         return
       }
       return Effect.suspend(() => {

@@ -19,7 +19,7 @@ export interface HttpOptions {
 const makeServeLive = (extraRoutes: Layer.Layer<never, never, HttpApiBuilder.Router>) => Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
     const limit = config.http.bodyLimitBytes
-    return HttpApiBuilder.serve(requestLog(limit)).pipe(
+    return HttpApiBuilder.serve(requestLog).pipe(
       Layer.provide(extraRoutes),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -50,6 +50,9 @@ const timed = <A extends Record<string, unknown>, E, R>(
     const start = performance.now()
     const latency = () => Math.round((performance.now() - start) * 100) / 100
     return check.pipe(
+      // A timed-out check is abandoned at once; its cleanup (a Postgres cancel, say) may itself
+      // hang, and must not hold the probe's answer.
+      Effect.disconnect,
       Effect.timeout(timeout),
       Effect.match({
         onFailure: (error): CheckResult => ({ status: "down", latencyMs: latency(), error: reasonOf(error) }),

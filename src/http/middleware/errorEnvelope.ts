@@ -7,7 +7,7 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Context, Effect, Option, type Schema } from "effect"
+import { Cause, Context, Effect, type Schema } from "effect"
 import { errorCode } from "../ApiError.js"
 import { CurrentRequestId } from "../requestContext.js"
 
@@ -88,15 +88,10 @@ export const envelopeResponse = (envelope: Envelope, requestId: string) =>
 export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number) =>
   Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse>((fiber) => {
     const requestId = fiber.getFiberRef(CurrentRequestId) || randomUUID()
-    const failure = Cause.failureOption(cause)
-    if (Option.isSome(failure)) {
-      const envelope = fromFailure(failure.value, limitBytes)
-      if (envelope !== undefined) return Effect.succeed(envelopeResponse(envelope, requestId))
-      return Effect.logError("unclassified failure reached the HTTP boundary", cause).pipe(
-        Effect.as(envelopeResponse(INTERNAL, requestId))
-      )
-    }
     if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+    // The platform turns an unreadable body into a defect, so defects are classified too.
+    const envelope = fromFailure(Cause.squash(cause), limitBytes)
+    if (envelope !== undefined) return Effect.succeed(envelopeResponse(envelope, requestId))
     return Effect.logError("defect while handling a request", cause).pipe(
       Effect.as(envelopeResponse(INTERNAL, requestId))
     )

@@ -1,0 +1,198 @@
+import { createServer, request as httpRequest } from "node:http"
+import { PassThrough } from "node:stream"
+import {
+  FileSystem,
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpIncomingMessage,
+  HttpServer
+} from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { NotFound } from "../src/http/ApiError.js"
+import { errorEnvelope } from "../src/http/middleware/errorEnvelope.js"
+import { requestLog } from "../src/http/middleware/requestLog.js"
+import { appConfigFrom } from "../src/layers/AppConfigLive.js"
+import { makeLoggerLive } from "../src/layers/LoggerLive.js"
+import { AppConfig } from "../src/services/AppConfig.js"
+import { type InProcessApp, startApp } from "./support/inProcessApp.js"
+import { testEnv } from "./support/env.js"
+
+// A small API served through the same middleware as the real one, with endpoints that fail in
+// every way the envelope has to handle.
+class Item extends Schema.Class<Item>("Item")({
+  name: Schema.String.pipe(Schema.minLength(1)),
+  size: Schema.Struct({ width: Schema.Int.pipe(Schema.between(1, 100)) })
+}) {}
+class TestGroup extends HttpApiGroup.make("test")
+  .add(HttpApiEndpoint.post("create", "/items").setPayload(Item).addSuccess(Item))
+  .add(HttpApiEndpoint.get("missing", "/missing").addSuccess(Schema.Void).addError(NotFound))
+  .add(HttpApiEndpoint.get("defect", "/defect").addSuccess(Schema.Void)) {}
+class TestApi extends HttpApi.make("test").add(TestGroup) {}
+
+const TestGroupLive = HttpApiBuilder.group(TestApi, "test", (h) =>
+  h
+    .handle("create", ({ payload }) => Effect.succeed(payload))
+    .handle("missing", () => Effect.fail(new NotFound({ message: "That item does not exist" })))
+    .handle("defect", () => Effect.die(new Error("internal detail: connection string postgres://leak"))))
+
+const LIMIT = 2048
+
+describe("error envelope and request middleware", () => {
+  const lines: Array<string> = []
+  let scope: Scope.CloseableScope
+  let base = ""
+  beforeAll(async () => {
+    const config = await Effect.runPromise(appConfigFrom(testEnv({ LOG_LEVEL: "info" })))
+    const destination = new PassThrough()
+    destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
+    const layer = HttpApiBuilder.serve(requestLog).pipe(
+      Layer.provide(HttpApiBuilder.middleware(errorEnvelope(LIMIT))),
+      Layer.provide(HttpApiBuilder.api(TestApi).pipe(Layer.provide(TestGroupLive))),
+      Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(LIMIT)))),
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+      Layer.provide(makeLoggerLive({ destination })),
+      Layer.provide(Layer.succeed(AppConfig, config))
+    )
+    scope = Effect.runSync(Scope.make())
+    const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+    const address = Context.get(context, HttpServer.HttpServer).address
+    base = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : ""
+  })
+  afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+
+  const call = async (path: string, init?: RequestInit) => {
+    const r = await fetch(base + path, init)
+    return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, any> }
+  }
+  const expectEnvelope = (body: Record<string, any>, code: string) => {
+    expect(body["success"]).toBe(false)
+    expect(body["code"]).toBe(code)
+    expect(typeof body["error"]).toBe("string")
+    expect(body["error"]).toBe(body["message"])
+    expect(body["requestId"]).toMatch(/.{8,}/)
+  }
+
+  it("valid requests pass through", async () => {
+    const r = await call("/items", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "a", size: { width: 3 } }) })
+    expect(r).toMatchObject({ status: 200, body: { name: "a", size: { width: 3 } } })
+  })
+
+  it("malformed JSON is 400 in the error shape", async () => {
+    const r = await call("/items", { method: "POST", headers: { "content-type": "application/json" }, body: "{\"name\": " })
+    expect(r.status).toBe(400)
+    expectEnvelope(r.body, "MALFORMED_REQUEST")
+  })
+
+  it("a payload that fails the schema is 400 naming the failing path", async () => {
+    const r = await call("/items", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "a", size: { width: 500 } }) })
+    expect(r.status).toBe(400)
+    expectEnvelope(r.body, "VALIDATION_ERROR")
+    expect(r.body["error"]).toContain("size.width")
+    expect(r.body["issues"][0].path).toBe("size.width")
+  })
+
+  it("typed errors keep their status and carry the shape", async () => {
+    const r = await call("/missing")
+    expect(r.status).toBe(404)
+    expectEnvelope(r.body, "NOT_FOUND")
+    expect(r.body["error"]).toBe("That item does not exist")
+    expect(r.body).not.toHaveProperty("_tag")
+  })
+
+  it("unknown routes are 404 in the shape", async () => {
+    const r = await call("/no/such/route?token=abc")
+    expect(r.status).toBe(404)
+    expectEnvelope(r.body, "NOT_FOUND")
+    expect(r.body["error"]).not.toContain("token")
+  })
+
+  it("a defect is 500 without internal details, and is logged with its stack", async () => {
+    const r = await call("/defect", { headers: { "x-request-id": "defect-request-0001" } })
+    expect(r.status).toBe(500)
+    expectEnvelope(r.body, "INTERNAL_ERROR")
+    expect(JSON.stringify(r.body)).not.toContain("leak")
+    expect(r.body["requestId"]).toBe("defect-request-0001")
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, any>).find((l) => l["msg"] === "defect while handling a request")
+    expect(logged?.["requestId"]).toBe("defect-request-0001")
+    expect(String(logged?.["err"])).toContain("internal detail")
+    expect(String(logged?.["err"])).toMatch(/at .*http\.test\.ts/)
+  })
+
+  it("a body over the limit with Content-Length is refused with 413 before it is read", async () => {
+    const r = await call("/items", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "x".repeat(LIMIT), size: { width: 1 } }) })
+    expect(r.status).toBe(413)
+    expectEnvelope(r.body, "PAYLOAD_TOO_LARGE")
+    expect(r.body["limitBytes"]).toBe(LIMIT)
+  })
+
+  it("a chunked body over the limit is cut off while it streams, never read to its end", async () => {
+    const url = new URL(base + "/items")
+    // Without a Content-Length the limit applies while the body streams in: the platform stops
+    // reading at the limit and drops the connection (Node cannot answer on a socket it destroys).
+    const outcome = await new Promise<{ status?: number; error?: string }>((resolve) => {
+      const req = httpRequest({ hostname: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (res) => {
+        res.resume()
+        res.on("end", () => resolve({ status: res.statusCode ?? 0 }))
+      })
+      req.on("error", (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? "error" }))
+      req.write("{\"name\": \"")
+      const chunk = "x".repeat(1024)
+      let sent = 0
+      const pump = () => {
+        while (sent < 1024 * 1024 && req.write(chunk)) sent += chunk.length
+        if (sent < 1024 * 1024) req.once("drain", pump)
+        else req.end("\", \"size\": {\"width\": 1}}")
+      }
+      pump()
+    })
+    expect(outcome.status === 413 || outcome.error === "ECONNRESET" || outcome.error === "EPIPE").toBe(true)
+    expect((await call("/missing")).status).toBe(404)
+  })
+
+  it("keeps a valid inbound X-Request-Id, replaces an invalid one, and logs one access line per request", async () => {
+    const kept = await fetch(base + "/missing", { headers: { "x-request-id": "abc-123-def-456" } })
+    expect(kept.headers.get("x-request-id")).toBe("abc-123-def-456")
+    const replaced = await fetch(base + "/missing", { headers: { "x-request-id": "bad id with spaces" } })
+    const replacedId = replaced.headers.get("x-request-id")
+    expect(replacedId).not.toBe("bad id with spaces")
+    expect(replacedId).toMatch(/^[0-9a-f-]{36}$/)
+    const access = lines.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l["msg"] === "request" && l["requestId"] === "abc-123-def-456")
+    expect(access).toHaveLength(1)
+    expect(access[0]).toMatchObject({ method: "GET", route: "/missing", status: 404 })
+    expect(typeof access[0]!["durationMs"]).toBe("number")
+  })
+})
+
+describe("the real app's HTTP surface", () => {
+  let app: InProcessApp
+  beforeAll(async () => {
+    app = await startApp(testEnv({ BODY_LIMIT_BYTES: "4096" }))
+  })
+  afterAll(() => app?.close())
+
+  it("serves OpenAPI 3.1 at /openapi.json and Swagger UI at /docs", async () => {
+    const spec = (await fetch(app.url("/openapi.json")).then((r) => r.json())) as Record<string, any>
+    expect(spec["openapi"]).toBe("3.1.0")
+    expect(Object.keys(spec["paths"])).toEqual(expect.arrayContaining(["/health/liveness", "/health/readiness", "/health", "/api/health"]))
+    const docs = await fetch(app.url("/docs"))
+    expect(docs.status).toBe(200)
+    expect(await docs.text()).toContain("swagger")
+  })
+
+  it("every response carries X-Request-Id and unknown routes answer the error shape", async () => {
+    const r = await fetch(app.url("/api/nope"), { method: "POST", body: "x" })
+    expect(r.status).toBe(404)
+    expect(r.headers.get("x-request-id")).toMatch(/.{8,}/)
+    const body = (await r.json()) as Record<string, unknown>
+    expect(body).toMatchObject({ success: false, code: "NOT_FOUND", requestId: r.headers.get("x-request-id") })
+  })
+
+  it("refuses an oversized body with 413 on any route", async () => {
+    const r = await fetch(app.url("/api/health"), { method: "POST", body: "x".repeat(5000) })
+    expect(r.status).toBe(413)
+  })
+})

@@ -1,0 +1,51 @@
+import { PassThrough } from "node:stream"
+import { HttpServer } from "@effect/platform"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { makeAppLive } from "../../src/layers/AppLive.js"
+import { appConfigFrom } from "../../src/layers/AppConfigLive.js"
+import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
+import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
+import { AppConfig } from "../../src/services/AppConfig.js"
+import { Lifecycle, type LifecycleShape } from "../../src/services/Lifecycle.js"
+
+export interface InProcessApp {
+  readonly url: (path: string) => string
+  readonly lifecycle: LifecycleShape
+  readonly logLines: () => ReadonlyArray<string>
+  readonly close: () => Promise<void>
+}
+
+/** The real app layer built inside the test process (no signal handlers), on a random port. */
+export const startApp = async (env: Record<string, string>): Promise<InProcessApp> => {
+  const config = await Effect.runPromise(appConfigFrom(env))
+  const lines: Array<string> = []
+  const destination = new PassThrough()
+  destination.on("data", (chunk: Buffer) => lines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== "")))
+  const layer = makeAppLive({ listen: { port: 0, host: "127.0.0.1" } }).pipe(
+    Layer.provideMerge(makeLifecycleLive({ processHandlers: false })),
+    Layer.provideMerge(makeLoggerLive({ destination })),
+    Layer.provideMerge(Layer.succeed(AppConfig, config))
+  )
+  const scope = Effect.runSync(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  const address = Context.get(context, HttpServer.HttpServer).address
+  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+  const lifecycle = Context.get(context, Lifecycle)
+  Effect.runSync(lifecycle.markRunning)
+  return {
+    url: (path) => `http://127.0.0.1:${address.port}${path}`,
+    lifecycle,
+    logLines: () => lines,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/** Polls `probe` every 100 ms until it returns true; resolves with the elapsed ms, or throws at `withinMs`. */
+export const waitUntil = async (probe: () => Promise<boolean>, withinMs: number): Promise<number> => {
+  const start = Date.now()
+  for (;;) {
+    if (await probe().catch(() => false)) return Date.now() - start
+    if (Date.now() - start > withinMs) throw new Error(`condition not met within ${withinMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
