@@ -41,8 +41,9 @@ export const ensureDatabase = Effect.fn("Database.ensureDatabase")(function*(url
             try: () => client.query(`CREATE DATABASE ${pg.escapeIdentifier(target)}`),
             catch: (cause) => new DatabaseError({ op: "create database", cause })
           }).pipe(
-            // 42P04: another process created it between our lookup and our CREATE.
-            Effect.catchIf((e) => (e.cause as { code?: string }).code === "42P04", () => Effect.void),
+            // Another process created it between our lookup and our CREATE: 42P04 (duplicate
+            // database), or 23505 when both CREATEs race on the catalog's unique index.
+            Effect.catchIf((e) => ["42P04", "23505"].includes((e.cause as { code?: string }).code ?? ""), () => Effect.void),
             Effect.tap(() => Effect.logInfo("created missing database", { database: target }))
           )
         }

@@ -87,7 +87,8 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
     const pretty = pinoPretty({ sync: true, colorize: process.stdout.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,service,env" })
     return { log: pino(pinoOptions, pretty), flush: () => undefined }
   }
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  // Asynchronous writes without a minimum length: lines leave promptly even when traffic is low.
+  const destination = pino.destination({ dest: 1, sync: false })
   return {
     log: pino(pinoOptions, destination),
     flush: () => {

@@ -21,6 +21,8 @@ const baseOptions = (config: AppConfigShape["redis"]): RedisOptions => ({
   ...Option.match(config.password, { onNone: () => ({}), onSome: (p) => ({ password: Redacted.value(p) }) }),
   keepAlive: 30_000,
   connectTimeout: 10_000,
+  // After a disconnect, a socket whose peer never closes it is destroyed after this long.
+  disconnectTimeout: 1_000,
   retryStrategy: (attempt) => reconnectDelay(attempt)
 })
 
@@ -77,6 +79,17 @@ export const RedisLive = Layer.scoped(
       maxRetriesPerRequest: 0,
       commandTimeout
     })
+    // Give the first connection a moment so the first requests do not fail; a Redis that is down
+    // at startup is not fatal (readiness reports it, and the client keeps reconnecting).
+    yield* Effect.async<void>((resume) => {
+      if (client.status === "ready") return resume(Effect.void)
+      const onReady = () => resume(Effect.void)
+      client.once("ready", onReady)
+      return Effect.sync(() => client.off("ready", onReady))
+    }).pipe(
+      Effect.timeout(Duration.seconds(3)),
+      Effect.catchAll(() => Effect.logWarning("redis is not reachable yet; continuing, it keeps reconnecting"))
+    )
     const use = <A>(op: string, f: (c: IORedis) => Promise<A>) =>
       Effect.tryPromise({ try: () => f(client), catch: (cause) => new RedisError({ op, cause }) })
     const ping = Effect.suspend(() => {

@@ -15,12 +15,23 @@ const root = path.resolve(import.meta.dirname, "../..")
 const nodeBin = path.join(root, "node_modules/.bin/node")
 
 /** Starts test/fixtures/server.ts (the real app plus test routes) and waits until it listens. */
+const running = new Set<ChildProcess>()
+
+/** SIGKILLs every server a test left running (after a failed assertion, say). */
+export const killAll = () => {
+  for (const child of running) child.kill("SIGKILL")
+  running.clear()
+}
+
 export const spawnServer = async (env: Record<string, string>, entry = "test/fixtures/server.ts"): Promise<SpawnedServer> => {
   const child = spawn(nodeBin, ["--import", "tsx", entry], {
     cwd: root,
-    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env },
+    // The startup line that carries the port is logged at info.
+    env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/root", ...env, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"]
   })
+  running.add(child)
+  child.once("exit", () => running.delete(child))
   const lines: Array<string> = []
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal, at: Date.now() }))
