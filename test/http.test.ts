@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest } from "node:http"
+import { request as httpRequest } from "node:http"
 import { PassThrough } from "node:stream"
 import {
   FileSystem,
@@ -9,13 +9,13 @@ import {
   HttpIncomingMessage,
   HttpServer
 } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { NotFound } from "../src/http/ApiError.js"
 import { errorEnvelope } from "../src/http/middleware/errorEnvelope.js"
 import { requestLog } from "../src/http/middleware/requestLog.js"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
+import { makeHttpServerLive } from "../src/layers/HttpServerLive.js"
 import { makeLoggerLive } from "../src/layers/LoggerLive.js"
 import { AppConfig } from "../src/services/AppConfig.js"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
@@ -53,7 +53,7 @@ describe("error envelope and request middleware", () => {
       Layer.provide(HttpApiBuilder.middleware(errorEnvelope(LIMIT))),
       Layer.provide(HttpApiBuilder.api(TestApi).pipe(Layer.provide(TestGroupLive))),
       Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(LIMIT)))),
-      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+      Layer.provideMerge(makeHttpServerLive({ port: 0, host: "127.0.0.1" })),
       Layer.provide(makeLoggerLive({ destination })),
       Layer.provide(Layer.succeed(AppConfig, config))
     )

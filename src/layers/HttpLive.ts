@@ -1,4 +1,4 @@
-import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage } from "@effect/platform"
+import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMiddleware } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { Api } from "../http/Api.js"
 import { HealthHandlers } from "../http/health/HealthHandlers.js"
@@ -20,6 +20,9 @@ const makeServeLive = (extraRoutes: Layer.Layer<never, never, HttpApiBuilder.Rou
   Effect.map(AppConfig, (config) => {
     const limit = config.http.bodyLimitBytes
     return HttpApiBuilder.serve(requestLog).pipe(
+      // Probes are hit constantly and need no trace; the span (URL parse, header copies) was a
+      // measurable share of their cost.
+      HttpMiddleware.withTracerDisabledWhen((request) => request.url.startsWith("/health/")),
       Layer.provide(extraRoutes),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto"
 import * as http from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer } from "effect"
+import { isValidRequestId } from "../http/requestContext.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { Lifecycle } from "../services/Lifecycle.js"
 
@@ -20,8 +22,14 @@ const makeConnections = (server: http.Server): HttpConnectionsShape => {
   const inFlight = new Set<http.ServerResponse>()
   const waiters = new Set<() => void>()
   let closing = false
-  // Registered before Effect's handler, so every request is counted from its first moment.
-  server.on("request", (_req: http.IncomingMessage, res: http.ServerResponse) => {
+  // Registered before Effect's handler, so every request is counted from its first moment. The
+  // request id is settled here too: a header set on the Node response costs less than any
+  // per-request Effect machinery, and is present on every answer, errors included.
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const inbound = req.headers["x-request-id"]
+    const requestId = typeof inbound === "string" && isValidRequestId(inbound) ? inbound : randomUUID()
+    req.headers["x-request-id"] = requestId
+    res.setHeader("x-request-id", requestId)
     inFlight.add(res)
     if (closing) res.setHeader("connection", "close")
     res.once("close", () => {

@@ -87,11 +87,21 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
     const pretty = pinoPretty({ sync: true, colorize: process.stdout.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,service,env" })
     return { log: pino(pinoOptions, pretty), flush: () => undefined }
   }
-  // Asynchronous writes without a minimum length: lines leave promptly even when traffic is low.
-  const destination = pino.destination({ dest: 1, sync: false })
+  // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
+  // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const timer = setInterval(() => {
+    try {
+      destination.flush()
+    } catch {
+      // stdout is gone (the process is ending); there is nowhere left to write
+    }
+  }, 100)
+  timer.unref()
   return {
     log: pino(pinoOptions, destination),
     flush: () => {
+      clearInterval(timer)
       try {
         destination.flushSync()
       } catch {

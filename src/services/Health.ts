@@ -103,7 +103,8 @@ export class Health extends Effect.Service<Health>()("app/Health", {
       }
     }
 
-    const readiness = Effect.fn("Health.readiness")(function*() {
+    // Untraced: the probe is hit constantly, and its span cost more than the cached check itself.
+    const readiness = Effect.fnUntraced(function*() {
       if (lifecycle.phase() === "draining") {
         return { ready: false, reason: "shutting_down", checks: {} } satisfies ReadinessReport
       }

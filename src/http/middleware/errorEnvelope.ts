@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto"
 import {
   type HttpApp,
   HttpApiError,
@@ -9,7 +8,7 @@ import {
 } from "@effect/platform"
 import { Cause, Context, Effect, type Schema } from "effect"
 import { errorCode } from "../ApiError.js"
-import { CurrentRequestId } from "../requestContext.js"
+import { requestIdOf } from "../requestContext.js"
 
 interface Envelope {
   readonly status: number
@@ -85,9 +84,8 @@ export const envelopeResponse = (envelope: Envelope, requestId: string) =>
   )
 
 /** Turns any failure of the app into the error body; defects are logged with their stack and answer 500. */
-export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number) =>
-  Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse>((fiber) => {
-    const requestId = fiber.getFiberRef(CurrentRequestId) || randomUUID()
+export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number, requestId: string) =>
+  Effect.suspend(() => {
     if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
     // The platform turns an unreadable body into a defect, so defects are classified too.
     const envelope = fromFailure(Cause.squash(cause), limitBytes)
@@ -106,8 +104,9 @@ export const errorEnvelope = (limitBytes: number) => (app: HttpApp.Default): Htt
   Effect.withFiberRuntime((fiber) => {
     const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
     const length = request.headers["content-length"]
+    const requestId = requestIdOf(request.headers)
     if (length !== undefined && Number(length) > limitBytes) {
-      return Effect.succeed(envelopeResponse(tooLarge(limitBytes), fiber.getFiberRef(CurrentRequestId)))
+      return Effect.succeed(envelopeResponse(tooLarge(limitBytes), requestId))
     }
-    return Effect.catchAllCause(app, (cause) => causeToResponse(cause, limitBytes))
+    return Effect.catchAllCause(app, (cause) => causeToResponse(cause, limitBytes, requestId))
   })
