@@ -36,6 +36,13 @@ export const DetailedHealth = Schema.Struct({
   })
 }).annotations({ identifier: "DetailedHealth" })
 
+const detailedEndpoint = <const Name extends string>(name: Name, path: `/${string}`) =>
+  HttpApiEndpoint.get(name, path)
+    .addSuccess(DetailedHealth)
+    .addError(DetailedHealth, { status: 503 })
+    .addError(TooManyRequests)
+    .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
+
 /** Kubernetes probes and the detailed report (the latter at both /health and /api/health). */
 export class HealthApi extends HttpApiGroup.make("health")
   .add(
@@ -49,19 +56,7 @@ export class HealthApi extends HttpApiGroup.make("health")
       .addError(Readiness, { status: 503 })
       .annotate(OpenApi.Description, "Postgres and Redis answer within 500 ms; 503 from the moment shutdown begins.")
   )
-  .add(
-    HttpApiEndpoint.get("detailed", "/health")
-      .addSuccess(DetailedHealth)
-      .addError(DetailedHealth, { status: 503 })
-      .addError(TooManyRequests)
-      .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
-  )
-  .add(
-    HttpApiEndpoint.get("detailedApi", "/api/health")
-      .addSuccess(DetailedHealth)
-      .addError(DetailedHealth, { status: 503 })
-      .addError(TooManyRequests)
-      .annotate(OpenApi.Description, "The same report as GET /health.")
-  )
+  .add(detailedEndpoint("detailed", "/health"))
+  .add(detailedEndpoint("detailedApi", "/api/health"))
   .annotate(OpenApi.Title, "Health") {}
 
