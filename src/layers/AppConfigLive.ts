@@ -120,7 +120,35 @@ const readers = {
   healthDetailedTimeout: duration("HEALTH_DETAILED_TIMEOUT", "250 millis"),
   readinessCacheTtl: duration("READINESS_CACHE_TTL", "1 second"),
   healthRateLimit: intIn("HEALTH_RATE_LIMIT_PER_MINUTE", 1, 100_000, 30),
-  memoryLimitBytes: Config.option(intBetween("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER))
+  memoryLimitBytes: Config.option(intBetween("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER)),
+  jobTransientBase: duration("JOB_TRANSIENT_BASE_DELAY", "2 seconds"),
+  jobTransientAttempts: intIn("JOB_TRANSIENT_ATTEMPTS", 1, 50, 5),
+  jobTimeoutRetryDelay: duration("JOB_TIMEOUT_RETRY_DELAY", "10 seconds"),
+  jobTimeoutAttempts: intIn("JOB_TIMEOUT_ATTEMPTS", 1, 20, 3),
+  jobRateLimitMaxTimes: intIn("JOB_RATE_LIMIT_MAX_TIMES", 0, 100, 5),
+  jobRateLimitMinDelay: duration("JOB_RATE_LIMIT_MIN_DELAY", "1 second"),
+  jobRateLimitMaxDelay: duration("JOB_RATE_LIMIT_MAX_DELAY", "10 minutes"),
+  jobStalledInterval: duration("JOB_STALLED_INTERVAL", "30 seconds"),
+  jobLockDuration: duration("JOB_LOCK_DURATION", "30 seconds"),
+  jobKeepCompletedCount: intIn("JOB_KEEP_COMPLETED_COUNT", 0, 1_000_000, 1000),
+  jobKeepCompletedAge: duration("JOB_KEEP_COMPLETED_AGE", "1 day"),
+  jobKeepFailedCount: intIn("JOB_KEEP_FAILED_COUNT", 0, 1_000_000, 10_000),
+  jobKeepFailedAge: duration("JOB_KEEP_FAILED_AGE", "7 days"),
+  jobConcurrency: Config.string("JOB_CONCURRENCY").pipe(
+    Config.mapOrFail((raw) => {
+      const out: Record<string, number> = {}
+      for (const entry of raw.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+        const match = /^([A-Za-z0-9_-]+)=(\d+)$/.exec(entry)
+        if (match === null || Number(match[2]) < 1) {
+          return Either.left(ConfigError.InvalidData([], `expected queue=n pairs such as "video-mixer=2"`))
+        }
+        out[match[1]!] = Number(match[2])
+      }
+      return Either.right(out)
+    }),
+    Config.withDefault({} as Record<string, number>)
+  ),
+  adminToken: optionalSecret("ADMIN_TOKEN")
 }
 
 type Values = { [K in keyof typeof readers]: Config.Config.Success<(typeof readers)[K]> }
@@ -152,6 +180,8 @@ const productionProblems = (v: Partial<Values>): Array<string> => {
   if (v.redisPassword !== undefined && secretText(v.redisPassword) === undefined) {
     problems.push("REDIS_PASSWORD is required in production")
   }
+  const admin = v.adminToken === undefined ? undefined : secretText(v.adminToken)
+  if (admin !== undefined && admin.length < 32) problems.push("ADMIN_TOKEN must be at least 32 characters in production")
   return problems
 }
 
@@ -191,6 +221,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     ...Option.toArray(redisPassword),
     ...Option.toArray(Option.map(v.duitkuApiKey, Redacted.value)),
     ...Option.toArray(Option.map(v.duitkuMerchantCode, Redacted.value)),
+    ...Option.toArray(Option.map(v.adminToken, Redacted.value)),
     databasePassword
   ].filter((s) => s.length >= 4)
 
@@ -242,6 +273,21 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
       rateLimitPerMinute: v.healthRateLimit,
       memoryLimitBytes: Option.getOrElse(v.memoryLimitBytes, defaultMemoryLimit)
     },
+    jobs: {
+      transientBase: v.jobTransientBase,
+      transientAttempts: v.jobTransientAttempts,
+      timeoutRetryDelay: v.jobTimeoutRetryDelay,
+      timeoutAttempts: v.jobTimeoutAttempts,
+      rateLimitMaxTimes: v.jobRateLimitMaxTimes,
+      rateLimitMinDelay: v.jobRateLimitMinDelay,
+      rateLimitMaxDelay: v.jobRateLimitMaxDelay,
+      stalledInterval: v.jobStalledInterval,
+      lockDuration: v.jobLockDuration,
+      keepCompleted: { count: v.jobKeepCompletedCount, age: v.jobKeepCompletedAge },
+      keepFailed: { count: v.jobKeepFailedCount, age: v.jobKeepFailedAge },
+      concurrency: v.jobConcurrency
+    },
+    admin: { token: v.adminToken },
     secretValues
   } satisfies AppConfigShape
 })

@@ -1,9 +1,14 @@
 import { NodeContext } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { AppConfig } from "../services/AppConfig.js"
 import { Health } from "../services/Health.js"
+import { jobDefinitions, jobHandlers } from "../workers/registry.js"
+import type { AnyJobHandler } from "../workers/runtime.js"
+import { makeWorkersLive } from "../workers/WorkersLive.js"
 import { DatabaseLive } from "./DatabaseLive.js"
 import { FfmpegLive } from "./FfmpegLive.js"
 import { type HttpOptions, makeHttpLive } from "./HttpLive.js"
+import { makeJobQueuesLive } from "./JobQueuesLive.js"
 import { RateLimiterRedis } from "./RateLimiterRedis.js"
 import { RedisLive } from "./RedisLive.js"
 import { StorageLocalLive } from "./StorageLocalLive.js"
@@ -18,12 +23,28 @@ export const InfraLive = Layer.mergeAll(StorageLocalLive, FfmpegLive).pipe(
   Layer.provideMerge(NodeContext.layer)
 )
 
-/** Everything the process runs: the HTTP API (with the probes) over the infrastructure. */
-export const makeAppLive = (options: HttpOptions = {}) =>
-  makeHttpLive(options).pipe(
-    Layer.provide(Health.Default),
-    Layer.provide(RateLimiterRedis),
-    Layer.provideMerge(InfraLive)
+export interface AppOptions extends HttpOptions {
+  /** The job kinds this process knows; the registry's by default (tests bring their own). */
+  readonly jobHandlers?: ReadonlyArray<AnyJobHandler>
+}
+
+/**
+ * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
+ * job workers, over the job queues and the infrastructure. HTTP and workers drain side by side at
+ * shutdown; the queues and then the infrastructure are released after both.
+ */
+export const makeAppLive = (options: AppOptions = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(AppConfig, (config) => {
+      const handlers = options.jobHandlers ?? jobHandlers
+      const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
+      return Layer.mergeAll(makeHttpLive(options), workers).pipe(
+        Layer.provide(Health.Default),
+        Layer.provide(RateLimiterRedis),
+        Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+        Layer.provideMerge(InfraLive)
+      )
+    })
   )
 
 export const AppLive = makeAppLive()

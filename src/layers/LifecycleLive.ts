@@ -31,6 +31,7 @@ export const makeLifecycleLive = (options: LifecycleOptions) =>
       let phase: LifecyclePhase = "starting"
       let exitCode = 0
       let capTimer: NodeJS.Timeout | undefined
+      let deadline: number | undefined
       const stages = new Set<string>()
 
       const forceExit = (message: string, fields: Record<string, unknown>) => {
@@ -44,6 +45,7 @@ export const makeLifecycleLive = (options: LifecycleOptions) =>
         if (phase === "draining") return
         phase = "draining"
         const cap = Duration.toMillis(config.shutdown.timeout)
+        deadline = Date.now() + cap
         capTimer = setTimeout(() => {
           forceExit("shutdown.forced: the shutdown timeout passed with stages still running", {
             stages: [...stages],
@@ -128,6 +130,7 @@ export const makeLifecycleLive = (options: LifecycleOptions) =>
             )
           }),
         activeStages: () => [...stages],
+        deadline: () => deadline,
         exitCode: () => exitCode
       })
     })

@@ -96,8 +96,13 @@ export const RedisLive = Layer.scoped(
       const start = performance.now()
       return use("ping", (c) => c.ping()).pipe(Effect.map(() => performance.now() - start))
     })
-    const bullConnection = (name: string) =>
-      acquireConnection(`bull:${name}`, { ...baseOptions(config), maxRetriesPerRequest: null, enableReadyCheck: false })
+    const bullConnection = (name: string, options?: { readonly producer?: boolean }) =>
+      acquireConnection(
+        `bull:${name}`,
+        options?.producer === true
+          ? { ...baseOptions(config), enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout }
+          : { ...baseOptions(config), maxRetriesPerRequest: null, enableReadyCheck: false }
+      )
     return Redis.of({ client, keyPrefix: config.keyPrefix, use, ping, bullConnection })
   })
 )

@@ -70,6 +70,25 @@ export interface AppConfigShape {
     readonly rateLimitPerMinute: number
     readonly memoryLimitBytes: number
   }
+  readonly jobs: {
+    readonly transientBase: Duration.Duration
+    readonly transientAttempts: number
+    readonly timeoutRetryDelay: Duration.Duration
+    readonly timeoutAttempts: number
+    readonly rateLimitMaxTimes: number
+    readonly rateLimitMinDelay: Duration.Duration
+    readonly rateLimitMaxDelay: Duration.Duration
+    readonly stalledInterval: Duration.Duration
+    readonly lockDuration: Duration.Duration
+    readonly keepCompleted: { readonly count: number; readonly age: Duration.Duration }
+    readonly keepFailed: { readonly count: number; readonly age: Duration.Duration }
+    /** Per-queue worker concurrency overrides, from JOB_CONCURRENCY="queue=n,...". */
+    readonly concurrency: Readonly<Record<string, number>>
+  }
+  readonly admin: {
+    /** Bearer token of the admin API; the admin API answers 401 to everything without one. */
+    readonly token: Option.Option<Redacted.Redacted<string>>
+  }
   /** Every secret value of this configuration, for log redaction. */
   readonly secretValues: ReadonlyArray<string>
 }

@@ -4,6 +4,7 @@ import { SqlClient } from "@effect/sql"
 import { Duration, Effect } from "effect"
 import { AppConfig } from "./AppConfig.js"
 import { Ffmpeg } from "./Ffmpeg.js"
+import { JobQueues } from "./JobQueues.js"
 import { Lifecycle } from "./Lifecycle.js"
 import { Redis } from "./Redis.js"
 import { Storage } from "./Storage.js"
@@ -73,6 +74,7 @@ export class Health extends Effect.Service<Health>()("app/Health", {
     const redis = yield* Redis
     const storage = yield* Storage
     const ffmpeg = yield* Ffmpeg
+    const jobQueues = yield* Effect.serviceOption(JobQueues)
     const startedAt = Date.now()
 
     const database = sql`SELECT 1`.pipe(Effect.as({}))
@@ -126,7 +128,10 @@ export class Health extends Effect.Service<Health>()("app/Health", {
               Effect.as({ version: ffmpeg.info.ffmpegVersion })
             ),
             timeout
-          )
+          ),
+          ...(jobQueues._tag === "Some" && jobQueues.value.queueNames.length > 0
+            ? { queues: timed(jobQueues.value.counts.pipe(Effect.map((counts) => ({ counts }))), timeout) }
+            : {})
         },
         { concurrency: "unbounded" }
       )

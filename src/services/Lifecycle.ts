@@ -21,6 +21,8 @@ export interface LifecycleShape {
    */
   readonly stage: <A, E, R>(name: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly activeStages: () => ReadonlyArray<string>
+  /** When the shutdown cap fires (epoch ms), once shutdown has begun. */
+  readonly deadline: () => number | undefined
   /** 0 after a clean shutdown; 1 when it was caused by a crash. */
   readonly exitCode: () => number
 }

@@ -24,10 +24,12 @@ export interface RedisShape {
   /** PING; succeeds with the round trip in milliseconds. */
   readonly ping: Effect.Effect<number, RedisError>
   /**
-   * A dedicated connection for BullMQ (maxRetriesPerRequest: null, no key prefix: BullMQ keeps its
-   * own), quit when the given scope closes.
+   * A dedicated connection for BullMQ (no key prefix: BullMQ keeps its own), quit when the given
+   * scope closes. Workers get maxRetriesPerRequest: null, as BullMQ requires for blocking calls;
+   * producers (`{ producer: true }`) get no offline queue and the command timeout, so an enqueue
+   * fails at once while Redis is down.
    */
-  readonly bullConnection: (name: string) => Effect.Effect<IORedis, never, Scope.Scope>
+  readonly bullConnection: (name: string, options?: { readonly producer?: boolean }) => Effect.Effect<IORedis, never, Scope.Scope>
 }
 
 export class Redis extends Context.Tag("app/Redis")<Redis, RedisShape>() {}

@@ -1,0 +1,217 @@
+import type { SqlClient } from "@effect/sql"
+import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
+import { Cause, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option, Schema } from "effect"
+import { bullPrefix } from "../layers/JobQueuesLive.js"
+import { AppConfig } from "../services/AppConfig.js"
+import { type DeadLetter, JobQueues } from "../services/JobQueues.js"
+import { classify } from "../services/jobs/classify.js"
+import type { JobDefinition } from "../services/jobs/JobDefinition.js"
+import { type JobError, jobClassOf, JobPermanent, JobTimeout } from "../services/jobs/JobError.js"
+import { decide, type RetryDecision } from "../services/jobs/retryPolicy.js"
+import { Lifecycle, releaseStage } from "../services/Lifecycle.js"
+import type { Ffmpeg } from "../services/Ffmpeg.js"
+import { Redis } from "../services/Redis.js"
+import type { Storage } from "../services/Storage.js"
+
+export interface JobContext {
+  readonly jobId: string
+  /** 1 for the first attempt. */
+  readonly attempt: number
+  /** Stores progress on the job and publishes it on the user's progress channel. */
+  readonly progress: (percent: number, data?: Record<string, unknown>) => Effect.Effect<void>
+}
+
+/** How a job failed for good: what compensation (a refund, say) is told. */
+export interface FinalFailure {
+  readonly jobId: string
+  readonly error: JobError
+  readonly reason: string
+}
+
+export interface JobHandler<P, I, R> {
+  readonly definition: JobDefinition<P, I>
+  /** The work. Any failure is classified (see classify.ts); typed JobErrors are taken as they are. */
+  readonly run: (payload: P, context: JobContext) => Effect.Effect<unknown, unknown, R>
+  /** Runs exactly once, when the job fails for good (never on a failure that will be retried). */
+  readonly compensate?: (payload: P, failure: FinalFailure) => Effect.Effect<void, unknown, R>
+}
+
+// `any`: a registry holds handlers of every payload type; each handler is typed where it is defined.
+export type AnyJobHandler = JobHandler<any, any, WorkerServices>
+
+/** What a job handler may use: everything the app layer provides. */
+export type WorkerServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg
+
+/** What the processor hands back to BullMQ. */
+type Outcome = { readonly _tag: "Done"; readonly value: unknown } | { readonly _tag: "Throw"; readonly error: Error }
+
+/** Thrown to BullMQ for a failure that will be retried; the custom backoff reads its delay. */
+class RetryableJobFailure extends Error {
+  constructor(message: string, readonly retryDelayMs: number) {
+    super(message)
+    this.name = "RetryableJobFailure"
+  }
+}
+
+export const progressChannel = (keyPrefix: string, userId: string) => `${keyPrefix}progress:${userId}`
+
+/**
+ * Runs one queue's jobs with an Effect handler inside a BullMQ Worker. Owns the worker and its
+ * Redis connection. On release it stops taking jobs and lets active ones finish within the time
+ * left before the shutdown cap; jobs still running then are interrupted (their FFmpeg children are
+ * killed) and left to BullMQ's stalled-job recovery, and only then is the connection quit.
+ */
+export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
+  Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const redis = yield* Redis
+      const queues = yield* JobQueues
+      const lifecycle = yield* Effect.serviceOption(Lifecycle)
+      const { definition } = handler
+      const queue = definition.queue
+      const budget = Duration.decode(definition.timeout)
+      const decodePayload = Schema.decodeUnknown(definition.payload)
+      const concurrency = config.jobs.concurrency[queue] ?? definition.concurrency
+      const fibers = yield* FiberSet.make<Outcome>()
+      const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>()
+
+      const deadLetter = (job: Job, payload: unknown, error: JobError, reason: string) =>
+        Effect.gen(function*() {
+          const letter: DeadLetter = {
+            queue,
+            jobId: job.id!,
+            payload: job.data,
+            jobClass: jobClassOf(error),
+            reason,
+            lastError: { tag: error._tag, message: error.message },
+            attemptsMade: job.attemptsMade + 1,
+            attemptsStarted: job.attemptsStarted,
+            enqueuedAt: new Date(job.timestamp).toISOString(),
+            lastAttemptAt: job.processedOn === undefined ? null : new Date(job.processedOn).toISOString(),
+            deadLetteredAt: new Date().toISOString()
+          }
+          yield* queues.deadLetters.record(letter)
+          if (handler.compensate === undefined || payload === undefined) return
+          // Exactly once, however often the failure path runs: the marker is claimed atomically
+          // before compensating, and released again if compensation fails so a later run can retry.
+          const marker = `jobs:compensated:${queue}:${job.id}`
+          const claimed = yield* redis.use("claim compensation", (c) => c.set(marker, new Date().toISOString(), "NX"))
+          if (claimed === null) return yield* Effect.logInfo("compensation already done for this job")
+          yield* handler.compensate(payload as P, { jobId: job.id!, error, reason }).pipe(
+            Effect.tapErrorCause(() => redis.use("release compensation", (c) => c.del(marker)).pipe(Effect.ignore))
+          )
+          yield* Effect.logInfo("compensation ran")
+        })
+
+      const onFailure = (job: Job, token: string | undefined, payload: unknown, error: JobError) =>
+        Effect.gen(function*() {
+          const postponements = Math.max(0, job.attemptsStarted - 1 - job.attemptsMade)
+          const decision: RetryDecision = yield* decide(config.jobs, error, { attemptsMade: job.attemptsMade, postponements })
+          const fields = { jobClass: jobClassOf(error), error: error.message, attempt: job.attemptsMade + 1 }
+          switch (decision._tag) {
+            case "Retry":
+              yield* Effect.logWarning("job attempt failed; it will be retried", { ...fields, retryInMs: Duration.toMillis(decision.delay) })
+              return { _tag: "Throw", error: new RetryableJobFailure(error.message, Duration.toMillis(decision.delay)) } as const
+            case "Postpone":
+              yield* Effect.tryPromise(() => job.moveToDelayed(Date.now() + Duration.toMillis(decision.delay), token))
+              yield* Effect.logWarning("job rate limited; postponed without using an attempt", { ...fields, postponedMs: Duration.toMillis(decision.delay) })
+              return { _tag: "Throw", error: new DelayedError() } as const
+            case "Final":
+              yield* deadLetter(job, payload, error, decision.reason)
+              yield* Effect.logError("job failed for good; dead-lettered", { ...fields, reason: decision.reason })
+              return { _tag: "Throw", error: new UnrecoverableError(`${decision.reason}: ${error.message}`) } as const
+          }
+        }).pipe(
+          // If even the failure path fails (Redis down while dead-lettering), BullMQ retries the job
+          // later, and the path runs again: dead-lettering and compensation are both idempotent.
+          Effect.catchAllCause((cause) =>
+            Effect.logError("job failure handling failed; leaving the job to be retried", cause).pipe(
+              Effect.as({ _tag: "Throw", error: new RetryableJobFailure(error.message, 1_000) } as const)
+            ))
+        )
+
+      const processJob = (job: Job, token: string | undefined): Effect.Effect<Outcome, never, R | AppConfig> =>
+        Effect.gen(function*() {
+          const decoded = yield* Effect.either(decodePayload(job.data))
+          if (decoded._tag === "Left") {
+            return yield* onFailure(job, token, undefined, new JobPermanent({ reason: "the payload did not decode", cause: decoded.left }))
+          }
+          const payload = decoded.right
+          const userId = definition.userIdOf?.(payload)
+          const context: JobContext = {
+            jobId: job.id!,
+            attempt: job.attemptsMade + 1,
+            progress: (percent, data = {}) =>
+              Effect.gen(function*() {
+                const body = { percent: Math.max(0, Math.min(100, percent)), ...data }
+                yield* Effect.tryPromise(() => job.updateProgress(body))
+                if (userId !== undefined) {
+                  const message = JSON.stringify({ type: "progress", queue, jobId: job.id, ...body })
+                  yield* redis.use("publish progress", (c) => c.publish(progressChannel(redis.keyPrefix, userId), message))
+                }
+              }).pipe(Effect.catchAll((error) => Effect.logWarning("progress update failed", { error: String(error) })))
+          }
+          const exit = yield* handler.run(payload, context).pipe(
+            Effect.timeoutFail({ duration: budget, onTimeout: () => new JobTimeout({ budget }) }),
+            Effect.exit
+          )
+          if (Exit.isSuccess(exit)) return { _tag: "Done", value: exit.value } as const
+          if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+          return yield* onFailure(job, token, payload, classify(Cause.squash(exit.cause)))
+        }).pipe(Effect.annotateLogs({ queue, jobId: job.id ?? "" }), Effect.withSpan(`job ${queue}`))
+
+      const connection = yield* redis.bullConnection(`worker:${queue}`)
+      const worker = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const w = new Worker(
+            queue,
+            async (job: Job, token?: string) => {
+              const fiber = runFork(processJob(job, token))
+              const exit = await Effect.runPromise(Fiber.await(fiber))
+              // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
+              if (Exit.isFailure(exit)) throw new Error("job interrupted by shutdown")
+              if (exit.value._tag === "Throw") throw exit.value.error
+              return exit.value.value
+            },
+            {
+              connection,
+              prefix: bullPrefix(config),
+              concurrency,
+              lockDuration: Duration.toMillis(config.jobs.lockDuration),
+              stalledInterval: Duration.toMillis(config.jobs.stalledInterval),
+              maxStalledCount: 1,
+              settings: {
+                backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) =>
+                  error instanceof RetryableJobFailure ? error.retryDelayMs : 1_000
+              }
+            }
+          )
+          w.on("error", () => undefined) // connection trouble is logged by the connection itself
+          return w
+        }),
+        (w) =>
+          releaseStage(
+            `worker.close(${queue})`,
+            Effect.gen(function*() {
+              const closing = w.close()
+              const deadline = Option.flatMap(lifecycle, (l) => Option.fromNullable(l.deadline()))
+              const budgetMs = Option.match(deadline, {
+                onNone: () => Duration.toMillis(config.shutdown.timeout),
+                onSome: (at) => at - Date.now() - 1_500
+              })
+              const finished = yield* Effect.promise(() => closing).pipe(Effect.timeout(Duration.millis(Math.max(0, budgetMs))), Effect.option)
+              if (Option.isNone(finished)) {
+                yield* Effect.logWarning("active jobs did not finish in time; interrupting them for stalled recovery", {
+                  active: yield* FiberSet.size(fibers)
+                })
+                yield* FiberSet.clear(fibers)
+                yield* Effect.promise(() => closing).pipe(Effect.timeout(Duration.seconds(1)), Effect.ignore)
+              }
+            })
+          )
+      )
+      yield* Effect.logInfo("worker started", { queue, concurrency })
+      return worker
+    })
+  )
