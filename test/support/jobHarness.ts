@@ -1,0 +1,71 @@
+import { PassThrough } from "node:stream"
+import { Queue } from "bullmq"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { InfraLive } from "../../src/layers/AppLive.js"
+import { appConfigFrom } from "../../src/layers/AppConfigLive.js"
+import { bullPrefix, makeJobQueuesLive } from "../../src/layers/JobQueuesLive.js"
+import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
+import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
+import { AppConfig, type AppConfigShape } from "../../src/services/AppConfig.js"
+import { JobQueues, type JobQueuesShape } from "../../src/services/JobQueues.js"
+import { jobDefinitions } from "../../src/workers/registry.js"
+import type { AnyJobHandler } from "../../src/workers/runtime.js"
+import { makeWorkersLive } from "../../src/workers/WorkersLive.js"
+import { testEnv } from "./env.js"
+
+export interface JobHarness {
+  readonly config: AppConfigShape
+  readonly queues: JobQueuesShape
+  /** A plain BullMQ Queue on the same prefix, to look at job states from outside. */
+  readonly inspect: (queue: string) => Queue
+  readonly logs: () => ReadonlyArray<Record<string, unknown>>
+  readonly close: () => Promise<void>
+}
+
+/** The job queues and workers for `handlers`, over the real infrastructure, in this process. */
+export const startJobs = async (env: Record<string, string>, handlers: ReadonlyArray<AnyJobHandler>): Promise<JobHarness> => {
+  const config = await Effect.runPromise(appConfigFrom(testEnv({ LOG_LEVEL: "info", ...env })))
+  const lines: Array<string> = []
+  const destination = new PassThrough()
+  destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
+  const layer = makeWorkersLive(handlers).pipe(
+    Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+    Layer.provideMerge(InfraLive),
+    Layer.provideMerge(makeLifecycleLive({ processHandlers: false })),
+    Layer.provideMerge(makeLoggerLive({ destination })),
+    Layer.provideMerge(Layer.succeed(AppConfig, config))
+  )
+  const scope = Effect.runSync(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  const connection = new IORedis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: null })
+  const inspectors = new Map<string, Queue>()
+  return {
+    config,
+    queues: Context.get(context, JobQueues),
+    inspect: (name) => {
+      let queue = inspectors.get(name)
+      if (queue === undefined) {
+        queue = new Queue(name, { connection, prefix: bullPrefix(config) })
+        inspectors.set(name, queue)
+      }
+      return queue
+    },
+    logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    close: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      for (const q of inspectors.values()) await q.close()
+      await connection.quit()
+    }
+  }
+}
+
+export const eventually = async <A>(probe: () => Promise<A | undefined>, withinMs: number, what = "condition"): Promise<A> => {
+  const start = Date.now()
+  for (;;) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined && value !== false) return value
+    if (Date.now() - start > withinMs) throw new Error(`${what} not reached within ${withinMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
