@@ -1,22 +1,30 @@
 import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMiddleware } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
+import { AdminAuthLive } from "../http/admin/AdminAuth.js"
+import { AdminHandlers } from "../http/admin/AdminHandlers.js"
 import { Api } from "../http/Api.js"
 import { HealthHandlers } from "../http/health/HealthHandlers.js"
 import { errorEnvelope } from "../http/middleware/errorEnvelope.js"
 import { requestLog } from "../http/middleware/requestLog.js"
 import { AppConfig } from "../services/AppConfig.js"
+import type { WorkerServices } from "../workers/runtime.js"
 import { HttpDrainLive, makeHttpServerLive } from "./HttpServerLive.js"
 
-const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(HealthHandlers))
+const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide(HealthHandlers),
+  Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive)))
+)
+
+/** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */
+export type ExtraRoutes = Layer.Layer<never, never, HttpApiBuilder.Router | WorkerServices>
 
 export interface HttpOptions {
   readonly listen?: { readonly port: number; readonly host?: string }
-  /** Routes outside the HttpApi contract, added to the same router (tests use this). */
-  readonly extraRoutes?: Layer.Layer<never, never, HttpApiBuilder.Router>
+  readonly extraRoutes?: ExtraRoutes
 }
 
 /** The HttpApi served with its middleware: request id and access log outermost, then the error body. */
-const makeServeLive = (extraRoutes: Layer.Layer<never, never, HttpApiBuilder.Router>) => Layer.unwrapEffect(
+const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
     const limit = config.http.bodyLimitBytes
     return HttpApiBuilder.serve(requestLog).pipe(

@@ -78,7 +78,14 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             queue.on("error", () => undefined) // failures surface on each call; the connection logs its state
             return queue
           }),
-          (queue) => releaseStage(`queue.close(${name})`, Effect.promise(() => queue.close()).pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore))
+          (queue) =>
+            releaseStage(
+              `queue.close(${name})`,
+              // With Redis gone there is nothing to flush, and close() would wait for it.
+              connection.status === "ready"
+                ? Effect.promise(() => queue.close()).pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
+                : Effect.void
+            )
         )
       const queues = new Map<string, { readonly main: Queue; readonly dlq: Queue }>()
       for (const definition of definitions) {

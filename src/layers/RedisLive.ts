@@ -55,10 +55,13 @@ const acquireConnection = (name: string, options: RedisOptions) =>
       (client) =>
         releaseStage(
           `redis.close(${name})`,
-          Effect.tryPromise(() => client.quit()).pipe(
-            Effect.timeout(Duration.seconds(2)),
-            Effect.catchAll(() => Effect.sync(() => client.disconnect()))
-          )
+          // QUIT needs a live server; with none there is nothing to say goodbye to.
+          client.status === "ready"
+            ? Effect.tryPromise(() => client.quit()).pipe(
+              Effect.timeout(Duration.seconds(2)),
+              Effect.catchAll(() => Effect.sync(() => client.disconnect()))
+            )
+            : Effect.sync(() => client.disconnect())
         )
     )
   })

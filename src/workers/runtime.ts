@@ -194,6 +194,16 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
           releaseStage(
             `worker.close(${queue})`,
             Effect.gen(function*() {
+              if (connection.status !== "ready") {
+                // Redis is down: active jobs could not report completion anyway. Interrupt them
+                // (BullMQ re-runs them through stalled recovery) and close without waiting.
+                yield* Effect.logWarning("redis unavailable at shutdown; interrupting active jobs for stalled recovery", {
+                  active: yield* FiberSet.size(fibers)
+                })
+                yield* FiberSet.clear(fibers)
+                yield* Effect.promise(() => w.close(true)).pipe(Effect.timeout(Duration.seconds(1)), Effect.ignore)
+                return
+              }
               const closing = w.close()
               const deadline = Option.flatMap(lifecycle, (l) => Option.fromNullable(l.deadline()))
               const budgetMs = Option.match(deadline, {

@@ -1,0 +1,108 @@
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { NotFound, ServiceUnavailable } from "../ApiError.js"
+import { AdminAuth } from "./AdminAuth.js"
+
+export const QueueName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "a queue name is 1-64 letters, digits, '-' or '_'" })
+)
+
+export const JobId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9._-]{1,128}$/, { message: () => "a job id is 1-128 letters, digits, '.', '-' or '_'" })
+)
+
+/** A query parameter of plain decimal digits (no sign, exponent, hex or whitespace). */
+const wholeNumber = (name: string) =>
+  Schema.compose(
+    Schema.String.pipe(Schema.pattern(/^\d{1,9}$/, { message: () => `${name} must be a whole number` })),
+    Schema.NumberFromString
+  )
+
+export const DeadLetterPage = Schema.Struct({
+  offset: Schema.optionalWith(wholeNumber("offset"), { default: () => 0 }),
+  limit: Schema.optionalWith(
+    wholeNumber("limit").pipe(Schema.between(1, 100, { message: () => "limit must be from 1 to 100" })),
+    { default: () => 20 }
+  )
+})
+
+export const QueueCounts = Schema.Struct({
+  waiting: Schema.Number,
+  active: Schema.Number,
+  delayed: Schema.Number,
+  failed: Schema.Number,
+  deadLettered: Schema.Number
+}).annotations({ identifier: "QueueCounts" })
+
+export const QueueList = Schema.Struct({
+  queues: Schema.Array(Schema.Struct({ name: Schema.String, counts: QueueCounts }))
+}).annotations({ identifier: "QueueList" })
+
+export const DeadLetterView = Schema.Struct({
+  queue: Schema.String,
+  jobId: Schema.String,
+  payload: Schema.Unknown,
+  jobClass: Schema.Literal("transient", "rate_limited", "timeout", "permanent"),
+  reason: Schema.String,
+  lastError: Schema.Struct({ tag: Schema.String, message: Schema.String }),
+  attemptsMade: Schema.Number,
+  attemptsStarted: Schema.Number,
+  enqueuedAt: Schema.String,
+  lastAttemptAt: Schema.NullOr(Schema.String),
+  deadLetteredAt: Schema.String
+}).annotations({ identifier: "DeadLetter" })
+
+export const DeadLetterList = Schema.Struct({
+  items: Schema.Array(DeadLetterView),
+  total: Schema.Number,
+  offset: Schema.Number,
+  limit: Schema.Number
+}).annotations({ identifier: "DeadLetterList" })
+
+export const Reenqueued = Schema.Struct({
+  jobId: Schema.String,
+  queue: Schema.String,
+  status: Schema.Literal("re-enqueued")
+}).annotations({ identifier: "Reenqueued" })
+
+const QueuePath = Schema.Struct({ queue: QueueName })
+const LetterPath = Schema.Struct({ queue: QueueName, jobId: JobId })
+
+/** Job queues and their dead letters; every call needs the admin bearer token. */
+export class AdminApi extends HttpApiGroup.make("admin")
+  .add(
+    HttpApiEndpoint.get("queues", "/queues")
+      .addSuccess(QueueList)
+      .annotate(OpenApi.Description, "Every job queue with its job counts, dead letters included.")
+  )
+  .add(
+    HttpApiEndpoint.get("listDeadLetters", "/queues/:queue/dead-letters")
+      .setPath(QueuePath)
+      .setUrlParams(DeadLetterPage)
+      .addSuccess(DeadLetterList)
+      .addError(NotFound)
+      .annotate(OpenApi.Description, "A page of the queue's dead letters, oldest first; the total is also in X-Total-Count.")
+  )
+  .add(
+    HttpApiEndpoint.get("getDeadLetter", "/queues/:queue/dead-letters/:jobId")
+      .setPath(LetterPath)
+      .addSuccess(DeadLetterView)
+      .addError(NotFound)
+  )
+  .add(
+    HttpApiEndpoint.post("retryDeadLetter", "/queues/:queue/dead-letters/:jobId/retry")
+      .setPath(LetterPath)
+      .addSuccess(Reenqueued, { status: 202 })
+      .addError(NotFound)
+      .annotate(OpenApi.Description, "Re-enqueues the job under the same id with a fresh attempt budget and removes the dead letter.")
+  )
+  .add(
+    HttpApiEndpoint.del("discardDeadLetter", "/queues/:queue/dead-letters/:jobId")
+      .setPath(LetterPath)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFound)
+  )
+  .addError(ServiceUnavailable)
+  .middleware(AdminAuth)
+  .prefix("/api/admin")
+  .annotate(OpenApi.Title, "Admin") {}

@@ -1,0 +1,95 @@
+import { Queue } from "bullmq"
+import { Redis as IORedis } from "ioredis"
+import pg from "pg"
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest"
+import { testEnv } from "./support/env.js"
+import { eventually } from "./support/jobHarness.js"
+import { PrivateRedis } from "./support/redisServer.js"
+import { killAll, spawnServer } from "./support/spawnServer.js"
+
+const db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 })
+const events = async (kind: "start" | "done") =>
+  (await db.query<{ job_id: string; pid: number }>("SELECT job_id, pid FROM fixture_job_events WHERE kind = $1 ORDER BY at", [kind])).rows
+
+const post = (url: string) => fetch(url, { method: "POST" })
+
+describe("workers as processes", () => {
+  const connection = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null })
+  beforeAll(async () => {
+    await db.query("CREATE TABLE IF NOT EXISTS fixture_job_events (job_id text NOT NULL, kind text NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+    await db.query("CREATE TABLE IF NOT EXISTS fixture_orders (id text PRIMARY KEY)")
+  })
+  afterEach(async () => {
+    killAll()
+    await db.query("TRUNCATE fixture_job_events, fixture_orders")
+  })
+  afterAll(async () => {
+    await connection.quit()
+    await db.end()
+  })
+
+  it("SIGTERM while 3 jobs are active and 10 wait: the 3 complete, no new one starts, the 10 stay waiting, exit 0", async () => {
+    const env = testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}sigterm:`, JOB_CONCURRENCY: "slow-test=3" })
+    const server = await spawnServer(env)
+    for (let i = 0; i < 13; i++) expect((await post(server.url(`/__test/enqueue?id=term-${i}&ms=2500`))).status).toBe(202)
+    await eventually(async () => ((await events("start")).length >= 3 ? true : undefined), 10_000, "3 active jobs")
+    server.child.kill("SIGTERM")
+    const exit = await server.exited
+    expect(exit.code).toBe(0)
+    const started = await events("start")
+    const done = await events("done")
+    expect(started).toHaveLength(3)
+    expect(done.map((e) => e.job_id).sort()).toEqual(started.map((e) => e.job_id).sort())
+    const queue = new Queue("slow-test", { connection, prefix: `${env["REDIS_KEY_PREFIX"]}bull` })
+    const counts = await queue.getJobCounts("waiting", "active", "completed", "failed")
+    await queue.close()
+    expect(counts).toMatchObject({ waiting: 10, active: 0, completed: 3, failed: 0 })
+    const stages = server.logs().map((l) => String(l["msg"]))
+    expect(stages).toContain("shutdown.stage worker.close(slow-test) finished")
+  }, 40_000)
+
+  it("SIGKILL of a worker mid-job: another worker process recovers the stalled job and completes it; its side effect happens once", async () => {
+    const env = testEnv({
+      REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}sigkill:`,
+      JOB_LOCK_DURATION: "2000",
+      JOB_STALLED_INTERVAL: "1000"
+    })
+    const first = await spawnServer(env)
+    expect((await post(first.url("/__test/enqueue?id=stall-1&ms=3000"))).status).toBe(202)
+    await eventually(async () => ((await events("start")).length === 1 ? true : undefined), 10_000, "job start")
+    first.child.kill("SIGKILL")
+    await first.exited
+    const second = await spawnServer(env)
+    await eventually(async () => ((await events("done")).length === 1 ? true : undefined), 20_000, "recovered completion")
+    const started = await events("start")
+    const done = await events("done")
+    expect(started.map((e) => e.pid)).toEqual([first.child.pid, second.child.pid])
+    expect(done).toEqual([{ job_id: "stall-1", pid: second.child.pid }])
+    await new Promise((r) => setTimeout(r, 1_500))
+    expect(await events("done")).toHaveLength(1)
+    second.child.kill("SIGTERM")
+    expect((await second.exited).code).toBe(0)
+  }, 60_000)
+
+  it("Redis stopped while enqueuing: 503 within 1 s, and no half-done state", async () => {
+    const redis = await PrivateRedis.start()
+    try {
+      const server = await spawnServer(testEnv({ REDIS_PORT: String(redis.port) }))
+      expect((await post(server.url("/__test/enqueue?id=before&ms=10"))).status).toBe(202)
+      await redis.stop()
+      const start = performance.now()
+      const response = await post(server.url("/__test/enqueue?id=during-outage&ms=10"))
+      const elapsed = performance.now() - start
+      expect(response.status).toBe(503)
+      expect(elapsed).toBeLessThan(1_000)
+      const body = (await response.json()) as Record<string, unknown>
+      expect(body).toMatchObject({ success: false, code: "SERVICE_UNAVAILABLE" })
+      const orders = (await db.query<{ id: string }>("SELECT id FROM fixture_orders ORDER BY id")).rows.map((r) => r.id)
+      expect(orders).toEqual(["before"])
+      server.child.kill("SIGTERM")
+      expect((await server.exited).code).toBe(0)
+    } finally {
+      await redis.stop()
+    }
+  }, 30_000)
+})
