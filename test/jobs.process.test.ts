@@ -33,6 +33,9 @@ describe("workers as processes", () => {
     const server = await spawnServer(env)
     for (let i = 0; i < 13; i++) expect((await post(server.url(`/__test/enqueue?id=term-${i}&ms=2500`))).status).toBe(202)
     await eventually(async () => ((await events("start")).length >= 3 ? true : undefined), 10_000, "3 active jobs")
+    // The detailed report shows each queue's counts.
+    const report = (await fetch(server.url("/health")).then((r) => r.json())) as { checks: Record<string, any> }
+    expect(report.checks["queues"]).toMatchObject({ status: "up", counts: { "slow-test": { active: 3, waiting: 10, deadLettered: 0 } } })
     server.child.kill("SIGTERM")
     const exit = await server.exited
     expect(exit.code).toBe(0)

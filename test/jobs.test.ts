@@ -7,6 +7,7 @@ import { defineJob } from "../src/services/jobs/JobDefinition.js"
 import { JobPermanent, JobRateLimited } from "../src/services/jobs/JobError.js"
 import { type AnyJobHandler, progressChannel } from "../src/workers/runtime.js"
 import { eventually, type JobHarness, startJobs } from "./support/jobHarness.js"
+import { PrivateRedis } from "./support/redisServer.js"
 
 const Payload = Schema.Struct({ n: Schema.Number, userId: Schema.optional(Schema.String) })
 const def = (queue: string, timeout: Duration.DurationInput = "10 seconds", concurrency = 2) =>
@@ -200,5 +201,25 @@ describe("job system on real Redis and real workers", () => {
     const counts = await Effect.runPromise(h.queues.counts)
     expect(counts["broken"]).toMatchObject({ deadLettered: 1, failed: 1 })
     expect(Object.keys(counts).sort()).toEqual(["broken", "counted", "flaky", "limited", "reporter", "slowpoke"])
+  })
+})
+
+describe("job system operations", () => {
+  it("warns loudly at startup when Redis may evict keys, and bounds kept jobs by count", async () => {
+    const redis = await PrivateRedis.start(["--maxmemory-policy", "allkeys-lru"])
+    const h = await startJobs({ REDIS_PORT: String(redis.port), JOB_KEEP_COMPLETED_COUNT: "2" }, [handlers.find((x) => x.definition.queue === "counted")!])
+    try {
+      const warning = h.logs().find((l) => String(l["msg"]).includes("maxmemory-policy is not noeviction"))
+      expect(warning).toMatchObject({ level: 50, policy: "allkeys-lru" })
+      for (let i = 0; i < 6; i++) await Effect.runPromise(h.queues.enqueue(byQueue("counted"), `keep-${i}`, { n: i }))
+      await eventually(async () => ((await h.inspect("counted").getJobCounts("completed", "waiting", "active"))["waiting"] === 0 ? true : undefined), 5_000, "drained")
+      await new Promise((r) => setTimeout(r, 300))
+      const completed = (await h.inspect("counted").getJobCounts("completed"))["completed"]
+      expect(completed).toBeLessThanOrEqual(2)
+      expect(["keep-0", "keep-1", "keep-2", "keep-3", "keep-4", "keep-5"].filter((id) => (starts.get(id)?.length ?? 0) === 1)).toHaveLength(6)
+    } finally {
+      await h.close()
+      await redis.stop()
+    }
   })
 })

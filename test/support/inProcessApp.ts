@@ -1,31 +1,39 @@
 import { PassThrough } from "node:stream"
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { makeAppLive } from "../../src/layers/AppLive.js"
+import { type AppOptions, makeAppLive } from "../../src/layers/AppLive.js"
 import { appConfigFrom } from "../../src/layers/AppConfigLive.js"
 import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
 import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
-import { AppConfig } from "../../src/services/AppConfig.js"
+import { AppConfig, type AppConfigShape } from "../../src/services/AppConfig.js"
 import { Lifecycle, type LifecycleShape } from "../../src/services/Lifecycle.js"
+
+/** Everything the in-process app's layer provides (JobQueues, Redis, AppConfig, ...). */
+export type InProcessServices = Layer.Layer.Success<ReturnType<typeof inProcessLayer>>
 
 export interface InProcessApp {
   readonly url: (path: string) => string
+  /** The built app's services, for a test to drive them directly (`Effect.provide(app.context)`). */
+  readonly context: Context.Context<InProcessServices>
   readonly lifecycle: LifecycleShape
   readonly logLines: () => ReadonlyArray<string>
   readonly close: () => Promise<void>
 }
 
-/** The real app layer built inside the test process (no signal handlers), on a random port. */
-export const startApp = async (env: Record<string, string>): Promise<InProcessApp> => {
-  const config = await Effect.runPromise(appConfigFrom(env))
-  const lines: Array<string> = []
-  const destination = new PassThrough()
-  destination.on("data", (chunk: Buffer) => lines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== "")))
-  const layer = makeAppLive({ listen: { port: 0, host: "127.0.0.1" } }).pipe(
+const inProcessLayer = (config: AppConfigShape, destination: PassThrough, options: AppOptions) =>
+  makeAppLive({ ...options, listen: { port: 0, host: "127.0.0.1" } }).pipe(
     Layer.provideMerge(makeLifecycleLive({ processHandlers: false })),
     Layer.provideMerge(makeLoggerLive({ destination })),
     Layer.provideMerge(Layer.succeed(AppConfig, config))
   )
+
+/** The real app layer built inside the test process (no signal handlers), on a random port. */
+export const startApp = async (env: Record<string, string>, options: AppOptions = {}): Promise<InProcessApp> => {
+  const config = await Effect.runPromise(appConfigFrom(env))
+  const lines: Array<string> = []
+  const destination = new PassThrough()
+  destination.on("data", (chunk: Buffer) => lines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== "")))
+  const layer = inProcessLayer(config, destination, options)
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const address = Context.get(context, HttpServer.HttpServer).address
@@ -34,6 +42,7 @@ export const startApp = async (env: Record<string, string>): Promise<InProcessAp
   Effect.runSync(lifecycle.markRunning)
   return {
     url: (path) => `http://127.0.0.1:${address.port}${path}`,
+    context,
     lifecycle,
     logLines: () => lines,
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))

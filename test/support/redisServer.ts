@@ -14,16 +14,16 @@ export const freePort = () =>
 /** A private redis-server on its own port, so a test can stop and restart it without touching the shared one. */
 export class PrivateRedis {
   private child: ChildProcess | undefined
-  constructor(readonly port: number) {}
+  constructor(readonly port: number, private readonly extraArgs: ReadonlyArray<string> = []) {}
 
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort())
+  static async start(extraArgs: ReadonlyArray<string> = []): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), extraArgs)
     await redis.start()
     return redis
   }
 
   async start(): Promise<void> {
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...this.extraArgs], {
       stdio: ["ignore", "pipe", "ignore"]
     })
     this.child = child
