@@ -216,6 +216,10 @@ describe("admin API for dead letters", () => {
     const redis = await PrivateRedis.start()
     const down = await startApp(testEnv({ ROLE: "api", ADMIN_TOKEN: TOKEN, REDIS_PORT: String(redis.port) }), { jobHandlers: [handler] })
     try {
+      // Used once while Redis is up: a BullMQ queue whose connection never finished initialising
+      // waits for Redis instead of failing.
+      const up = await fetch(down.url("/api/admin/queues"), { headers: { authorization: `Bearer ${TOKEN}` } })
+      expect(up.status).toBe(200)
       await redis.stop()
       for (const path of ["/queues", `/queues/${QUEUE}/dead-letters`, `/queues/${QUEUE}/dead-letters/job-a/retry`]) {
         const r = await fetch(down.url(`/api/admin${path}`), {

@@ -4,7 +4,7 @@ import pg from "pg"
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest"
 import { testEnv } from "./support/env.js"
 import { eventually } from "./support/jobHarness.js"
-import { PrivateRedis } from "./support/redisServer.js"
+import { freePort, PrivateRedis } from "./support/redisServer.js"
 import { killAll, spawnServer } from "./support/spawnServer.js"
 
 const db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 })
@@ -73,6 +73,26 @@ describe("workers as processes", () => {
     second.child.kill("SIGTERM")
     expect((await second.exited).code).toBe(0)
   }, 60_000)
+
+  it("started while Redis is down: alive, not ready, enqueue 503 at once; ready and enqueuing once Redis comes", async () => {
+    const redis = new PrivateRedis(await freePort())
+    try {
+      const server = await spawnServer(testEnv({ REDIS_PORT: String(redis.port) }))
+      expect((await fetch(server.url("/health/liveness"))).status).toBe(200)
+      expect((await fetch(server.url("/health/readiness"))).status).toBe(503)
+      const start = performance.now()
+      expect((await post(server.url("/__test/enqueue?id=too-early&ms=10"))).status).toBe(503)
+      expect(performance.now() - start).toBeLessThan(1_500)
+      await redis.start()
+      await eventually(async () => ((await fetch(server.url("/health/readiness"))).status === 200 ? true : undefined), 15_000, "ready")
+      await eventually(async () => ((await post(server.url(`/__test/enqueue?id=later-${Date.now()}&ms=10`))).status === 202 ? true : undefined), 15_000, "enqueue")
+      await eventually(async () => ((await events("done")).length >= 1 ? true : undefined), 10_000, "job done")
+      server.child.kill("SIGTERM")
+      expect((await server.exited).code).toBe(0)
+    } finally {
+      await redis.stop()
+    }
+  }, 45_000)
 
   it("Redis stopped while enqueuing: 503 within 1 s, and no half-done state", async () => {
     const redis = await PrivateRedis.start()

@@ -94,8 +94,15 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
       }
       const options = jobOptions(config)
 
+      // BullMQ waits for its connection to be ready before it even sends a command, so the producer
+      // connection's fail-fast settings are not enough: each call is also bounded here.
       const call = <A>(queue: string, f: () => Promise<A>) =>
-        Effect.tryPromise({ try: f, catch: (cause) => new JobQueueUnavailable({ queue, cause }) })
+        Effect.tryPromise({ try: f, catch: (cause) => new JobQueueUnavailable({ queue, cause }) }).pipe(
+          Effect.timeoutFail({
+            duration: config.redis.commandTimeout,
+            onTimeout: () => new JobQueueUnavailable({ queue, cause: "timed out waiting for Redis" })
+          })
+        )
       const lookup = (queue: string) => {
         const found = queues.get(queue)
         return found === undefined ? Effect.fail(new UnknownQueue({ queue })) : Effect.succeed(found)

@@ -19,9 +19,15 @@ const wholeNumber = (name: string) =>
   )
 
 export const DeadLetterPage = Schema.Struct({
-  offset: Schema.optionalWith(wholeNumber("offset"), { default: () => 0 }),
+  offset: Schema.optionalWith(
+    wholeNumber("offset").annotations({ description: "Dead letters to skip, oldest first (default 0)" }),
+    { default: () => 0 }
+  ),
   limit: Schema.optionalWith(
-    wholeNumber("limit").pipe(Schema.between(1, 100, { message: () => "limit must be from 1 to 100" })),
+    wholeNumber("limit").pipe(
+      Schema.between(1, 100, { message: () => "limit must be from 1 to 100" }),
+      Schema.annotations({ description: "Page size, 1-100 (default 20)" })
+    ),
     { default: () => 20 }
   )
 })

@@ -55,6 +55,7 @@ const fromFailure = (error: unknown, limitBytes: number): Envelope | undefined =
       const status = HttpApiSchema.getStatusError(schema)
       const headers: Record<string, string> = {}
       if (status === 429 && typeof rest["retryAfter"] === "number") headers["retry-after"] = String(rest["retryAfter"])
+      if (status === 401) headers["www-authenticate"] = "Bearer"
       return { status, code: errorCode(_tag), message: message ?? _tag, fields: rest, headers }
     }
   }
