@@ -2,7 +2,7 @@ import { Queue } from "bullmq"
 import { Duration, Effect, Layer, Schema } from "effect"
 import { AppConfig, type AppConfigShape } from "../services/AppConfig.js"
 import {
-  type DeadLetter,
+  DeadLetter,
   DeadLetterNotFound,
   InvalidJobId,
   JobQueues,
@@ -31,21 +31,7 @@ export const jobOptions = (config: AppConfigShape) => ({
 // BullMQ refuses ids with ':' and all-digit ids; ours are also bounded and plain.
 const isValidJobId = (jobId: string) => /^[A-Za-z0-9._-]{1,128}$/.test(jobId) && !/^\d+$/.test(jobId)
 
-const toDeadLetter = Schema.decodeUnknownSync(
-  Schema.Struct({
-    queue: Schema.String,
-    jobId: Schema.String,
-    payload: Schema.Unknown,
-    jobClass: Schema.Literal("transient", "rate_limited", "timeout", "permanent"),
-    reason: Schema.String,
-    lastError: Schema.Struct({ tag: Schema.String, message: Schema.String }),
-    attemptsMade: Schema.Number,
-    attemptsStarted: Schema.Number,
-    enqueuedAt: Schema.String,
-    lastAttemptAt: Schema.NullOr(Schema.String),
-    deadLetteredAt: Schema.String
-  })
-)
+const toDeadLetter = Schema.decodeUnknownSync(DeadLetter)
 
 /** Warns loudly when Redis may evict keys: BullMQ's locks and jobs would silently disappear. */
 const checkEvictionPolicy = Effect.gen(function*() {

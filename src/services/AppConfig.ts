@@ -1,4 +1,5 @@
 import { Context, Data, type Duration, type Option, type Redacted } from "effect"
+import type { RetryPolicyConfig } from "./jobs/retryPolicy.js"
 
 export type NodeEnv = "development" | "production" | "test"
 export type Role = "all" | "api" | "worker"
@@ -70,14 +71,7 @@ export interface AppConfigShape {
     readonly rateLimitPerMinute: number
     readonly memoryLimitBytes: number
   }
-  readonly jobs: {
-    readonly transientBase: Duration.Duration
-    readonly transientAttempts: number
-    readonly timeoutRetryDelay: Duration.Duration
-    readonly timeoutAttempts: number
-    readonly rateLimitMaxTimes: number
-    readonly rateLimitMinDelay: Duration.Duration
-    readonly rateLimitMaxDelay: Duration.Duration
+  readonly jobs: RetryPolicyConfig & {
     readonly stalledInterval: Duration.Duration
     readonly lockDuration: Duration.Duration
     readonly keepCompleted: { readonly count: number; readonly age: Duration.Duration }

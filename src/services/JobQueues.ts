@@ -1,5 +1,4 @@
-import { Context, Data, type Effect } from "effect"
-import type { JobClass } from "./jobs/JobError.js"
+import { Context, Data, type Effect, Schema } from "effect"
 import type { JobDefinition } from "./jobs/JobDefinition.js"
 
 /** Redis (hence the queue) is unreachable; nothing was enqueued. HTTP maps it to 503. */
@@ -34,28 +33,30 @@ export class DeadLetterNotFound extends Data.TaggedError("DeadLetterNotFound")<{
 }
 
 /** A job that failed for good, as kept in its queue's dead-letter queue (same job id). */
-export interface DeadLetter {
-  readonly queue: string
-  readonly jobId: string
+export const DeadLetter = Schema.Struct({
+  queue: Schema.String,
+  jobId: Schema.String,
   /** The encoded payload, as it was enqueued. */
-  readonly payload: unknown
-  readonly jobClass: JobClass
-  readonly reason: string
-  readonly lastError: { readonly tag: string; readonly message: string }
-  readonly attemptsMade: number
-  readonly attemptsStarted: number
-  readonly enqueuedAt: string
-  readonly lastAttemptAt: string | null
-  readonly deadLetteredAt: string
-}
+  payload: Schema.Unknown,
+  jobClass: Schema.Literal("transient", "rate_limited", "timeout", "permanent"),
+  reason: Schema.String,
+  lastError: Schema.Struct({ tag: Schema.String, message: Schema.String }),
+  attemptsMade: Schema.Number,
+  attemptsStarted: Schema.Number,
+  enqueuedAt: Schema.String,
+  lastAttemptAt: Schema.NullOr(Schema.String),
+  deadLetteredAt: Schema.String
+}).annotations({ identifier: "DeadLetter" })
+export type DeadLetter = typeof DeadLetter.Type
 
-export interface QueueCounts {
-  readonly waiting: number
-  readonly active: number
-  readonly delayed: number
-  readonly failed: number
-  readonly deadLettered: number
-}
+export const QueueCounts = Schema.Struct({
+  waiting: Schema.Number,
+  active: Schema.Number,
+  delayed: Schema.Number,
+  failed: Schema.Number,
+  deadLettered: Schema.Number
+}).annotations({ identifier: "QueueCounts" })
+export type QueueCounts = typeof QueueCounts.Type
 
 export interface JobQueuesShape {
   readonly queueNames: ReadonlyArray<string>

@@ -1,6 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { NotFound, ServiceUnavailable } from "../ApiError.js"
+import { DeadLetter, QueueCounts } from "../../services/JobQueues.js"
 import { AdminAuth } from "./AdminAuth.js"
 
 export const QueueName = Schema.String.pipe(
@@ -32,31 +33,11 @@ export const DeadLetterPage = Schema.Struct({
   )
 })
 
-export const QueueCounts = Schema.Struct({
-  waiting: Schema.Number,
-  active: Schema.Number,
-  delayed: Schema.Number,
-  failed: Schema.Number,
-  deadLettered: Schema.Number
-}).annotations({ identifier: "QueueCounts" })
-
 export const QueueList = Schema.Struct({
   queues: Schema.Array(Schema.Struct({ name: Schema.String, counts: QueueCounts }))
 }).annotations({ identifier: "QueueList" })
 
-export const DeadLetterView = Schema.Struct({
-  queue: Schema.String,
-  jobId: Schema.String,
-  payload: Schema.Unknown,
-  jobClass: Schema.Literal("transient", "rate_limited", "timeout", "permanent"),
-  reason: Schema.String,
-  lastError: Schema.Struct({ tag: Schema.String, message: Schema.String }),
-  attemptsMade: Schema.Number,
-  attemptsStarted: Schema.Number,
-  enqueuedAt: Schema.String,
-  lastAttemptAt: Schema.NullOr(Schema.String),
-  deadLetteredAt: Schema.String
-}).annotations({ identifier: "DeadLetter" })
+export const DeadLetterView = DeadLetter
 
 export const DeadLetterList = Schema.Struct({
   items: Schema.Array(DeadLetterView),
