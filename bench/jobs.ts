@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { type Job, Queue, Worker } from "bullmq"
 import { Duration, Effect, Layer, Schema } from "effect"
@@ -45,6 +46,7 @@ const concurrencies = (env["BENCH_CONCURRENCY"] ?? "1,10").split(",").map(Number
 const phaseTimeoutMs = 180_000
 /** BENCH_ONLY=bare|ours runs one target alone, for profiling (`node --cpu-prof --import tsx bench/jobs.ts`). */
 const only = env["BENCH_ONLY"] === "bare" || env["BENCH_ONLY"] === "ours" ? env["BENCH_ONLY"] : undefined
+const bullmqVersion = (JSON.parse(readFileSync(new URL("../node_modules/bullmq/package.json", import.meta.url), "utf8")) as { version: string }).version
 const runId = randomBytes(4).toString("hex")
 const keyPrefix = `lumiku_bench:${runId}:`
 
@@ -373,7 +375,7 @@ const main = async () => {
     }
     const clientsAfter = Number(/connected_clients:(\d+)/.exec(await stats.info("clients"))?.[1] ?? 0)
     const lines = [
-      `node ${process.version}, bullmq 6.7, ${order.join(", ")} per concurrency (mean of 2 trials), N = ${concurrencies.map((c) => `${jobsFor(c)} at c=${c}`).join(", ")}; ` +
+      `node ${process.version}, bullmq ${bullmqVersion}, ${order.join(", ")} per concurrency (mean of 2 trials), N = ${concurrencies.map((c) => `${jobsFor(c)} at c=${c}`).join(", ")}; ` +
       `load average ${load.toFixed(2)} at start, ${clientsBefore}/${clientsAfter} Redis clients connected at start/end (this run's own: 1)`,
       "",
       "Stream (producer and worker in one process, each add awaited; first enqueue to last completion):",

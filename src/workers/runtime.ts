@@ -1,6 +1,6 @@
 import type { SqlClient } from "@effect/sql"
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
-import { Cause, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schema } from "effect"
 import { bullPrefix } from "../layers/JobQueuesLive.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../services/JobQueues.js"
@@ -71,10 +71,15 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const { definition } = handler
       const queue = definition.queue
       const budget = Duration.decode(definition.timeout)
-      const decodePayload = Schema.decodeUnknown(definition.payload)
+      const budgetMs = Duration.toMillis(budget)
+      // Synchronous: a payload schema is plain data (no async transformations).
+      const decodePayload = Schema.decodeUnknownEither(definition.payload)
       const concurrency = config.jobs.concurrency[queue] ?? definition.concurrency
-      const fibers = yield* FiberSet.make<Outcome>()
-      const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>()
+      // Every job's fibers: the handler's, and the failure path's when there is one. The queue
+      // annotation is captured once in the runtime they are forked from.
+      const fibers = yield* FiberSet.make<unknown, unknown>()
+      const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>().pipe(Effect.annotateLogs("queue", queue))
+      const awaitExit = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => new Promise<Exit.Exit<A, E>>((resolve) => fiber.addObserver(resolve))
 
       const deadLetter = (job: Job, payload: unknown, error: JobError, reason: string) =>
         Effect.gen(function*() {
@@ -131,49 +136,64 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
             ))
         )
 
-      const processJob = (job: Job, token: string | undefined): Effect.Effect<Outcome, never, R | AppConfig> =>
-        Effect.gen(function*() {
-          const decoded = yield* Effect.either(decodePayload(job.data))
-          if (decoded._tag === "Left") {
-            return yield* onFailure(job, token, undefined, new JobPermanent({ reason: "the payload did not decode", cause: decoded.left }))
-          }
-          const payload = decoded.right
-          const userId = definition.userIdOf?.(payload)
-          const context: JobContext = {
-            jobId: job.id!,
-            attempt: job.attemptsMade + 1,
-            progress: (percent, data = {}) =>
-              Effect.gen(function*() {
-                const body = { percent: Math.max(0, Math.min(100, percent)), ...data }
-                yield* Effect.tryPromise(() => job.updateProgress(body))
-                if (userId !== undefined) {
-                  const message = JSON.stringify({ type: "progress", queue, jobId: job.id, ...body })
-                  yield* redis.use("publish progress", (c) => c.publish(progressChannel(redis.keyPrefix, userId), message))
-                }
-              }).pipe(Effect.catchAll((error) => Effect.logWarning("progress update failed", { error: String(error) })))
-          }
-          const exit = yield* handler.run(payload, context).pipe(
-            Effect.timeoutFail({ duration: budget, onTimeout: () => new JobTimeout({ budget }) }),
-            Effect.exit
-          )
-          if (Exit.isSuccess(exit)) return { _tag: "Done", value: exit.value } as const
-          if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-          return yield* onFailure(job, token, payload, classify(Cause.squash(exit.cause)))
-        }).pipe(Effect.annotateLogs({ queue, jobId: job.id ?? "" }), Effect.withSpan(`job ${queue}`))
+      const contextOf = (job: Job, payload: P): JobContext => {
+        const userId = definition.userIdOf?.(payload)
+        return {
+          jobId: job.id!,
+          attempt: job.attemptsMade + 1,
+          progress: (percent, data = {}) =>
+            Effect.gen(function*() {
+              const body = { percent: Math.max(0, Math.min(100, percent)), ...data }
+              yield* Effect.tryPromise(() => job.updateProgress(body))
+              if (userId !== undefined) {
+                const message = JSON.stringify({ type: "progress", queue, jobId: job.id, ...body })
+                yield* redis.use("publish progress", (c) => c.publish(progressChannel(redis.keyPrefix, userId), message))
+              }
+            }).pipe(Effect.catchAll((error) => Effect.logWarning("progress update failed", { error: String(error) })))
+        }
+      }
+
+      /** Runs the failure path in its own fiber and turns its outcome into what BullMQ expects. */
+      const settle = async (job: Job, outcome: Effect.Effect<Outcome, never, R | AppConfig>): Promise<unknown> => {
+        const exit = await awaitExit(runFork(Effect.annotateLogs(outcome, "jobId", job.id ?? "")))
+        // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
+        if (Exit.isFailure(exit)) throw new Error("job interrupted by shutdown")
+        if (exit.value._tag === "Throw") throw exit.value.error
+        return exit.value.value
+      }
+
+      /**
+       * One job. The handler is the job's only fiber on the way to success; its time budget is a
+       * plain timer that interrupts it (its finalizers run, FFmpeg children are killed). Only a
+       * failure, a timeout or a payload that does not decode forks a second fiber, for onFailure.
+       */
+      const processJob = async (job: Job, token?: string): Promise<unknown> => {
+        const decoded = decodePayload(job.data)
+        if (Either.isLeft(decoded)) {
+          return settle(job, onFailure(job, token, undefined, new JobPermanent({ reason: "the payload did not decode", cause: decoded.left })))
+        }
+        const payload = decoded.right
+        let timedOut = false
+        const fiber = runFork(Effect.annotateLogs(handler.run(payload, contextOf(job, payload)), "jobId", job.id ?? ""))
+        const timer = setTimeout(() => {
+          timedOut = true
+          fiber.unsafeInterruptAsFork(FiberId.none)
+        }, budgetMs)
+        const exit = await awaitExit(fiber)
+        clearTimeout(timer)
+        if (Exit.isSuccess(exit)) return exit.value
+        const interrupted = Cause.isInterruptedOnly(exit.cause)
+        // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
+        if (interrupted && !timedOut) throw new Error("job interrupted by shutdown")
+        return settle(job, onFailure(job, token, payload, interrupted ? new JobTimeout({ budget }) : classify(Cause.squash(exit.cause))))
+      }
 
       const connection = yield* redis.bullConnection(`worker:${queue}`)
       const worker = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const w = new Worker(
             queue,
-            async (job: Job, token?: string) => {
-              const fiber = runFork(processJob(job, token))
-              const exit = await Effect.runPromise(Fiber.await(fiber))
-              // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
-              if (Exit.isFailure(exit)) throw new Error("job interrupted by shutdown")
-              if (exit.value._tag === "Throw") throw exit.value.error
-              return exit.value.value
-            },
+            processJob,
             {
               connection,
               prefix: bullPrefix(config),
