@@ -129,7 +129,7 @@ describe("detailed report rate limit", () => {
     expect(ok).toHaveLength(5)
     expect(limited).toHaveLength(3)
     for (const r of limited) {
-      expect(r.body).toMatchObject({ success: false, code: "TOO_MANY_REQUESTS" })
+      expect(r.body).toMatchObject({ success: false, code: "RATE_LIMITED" })
       expect(r.body["error"]).toBe(r.body["message"])
       expect(typeof r.body["requestId"]).toBe("string")
       const retryAfter = Number(r.headers.get("retry-after"))

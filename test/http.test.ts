@@ -113,7 +113,7 @@ describe("error envelope and request middleware", () => {
   it("a defect is 500 without internal details, and is logged with its stack", async () => {
     const r = await call("/defect", { headers: { "x-request-id": "defect-request-0001" } })
     expect(r.status).toBe(500)
-    expectEnvelope(r.body, "INTERNAL_ERROR")
+    expectEnvelope(r.body, "INTERNAL")
     expect(JSON.stringify(r.body)).not.toContain("leak")
     expect(r.body["requestId"]).toBe("defect-request-0001")
     const logged = lines.map((l) => JSON.parse(l) as Record<string, any>).find((l) => l["msg"] === "defect while handling a request")

@@ -37,10 +37,16 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   HttpApiSchema.annotations({ status: 413 })
 ) {}
 
-export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
-  "TooManyRequests",
+export class RateLimited extends Schema.TaggedError<RateLimited>()(
+  "RateLimited",
   { message: Schema.String, retryAfter: Schema.Number, limit: Schema.Number },
   HttpApiSchema.annotations({ status: 429 })
+) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
 ) {}
 
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(

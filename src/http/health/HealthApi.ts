@@ -1,6 +1,6 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { TooManyRequests } from "../ApiError.js"
+import { RateLimited } from "../ApiError.js"
 
 const Check = Schema.Struct({
   status: Schema.Literal("up", "down"),
@@ -40,7 +40,7 @@ const detailedEndpoint = <const Name extends string>(name: Name, path: `/${strin
   HttpApiEndpoint.get(name, path)
     .addSuccess(DetailedHealth)
     .addError(DetailedHealth, { status: 503 })
-    .addError(TooManyRequests)
+    .addError(RateLimited)
     .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
 
 /** Kubernetes probes and the detailed report (the latter at both /health and /api/health). */

@@ -3,7 +3,7 @@ import { Duration, Effect, Option } from "effect"
 import { AppConfig } from "../../services/AppConfig.js"
 import { Health } from "../../services/Health.js"
 import { RateLimiter, type RateLimitPolicy } from "../../services/RateLimiter.js"
-import { TooManyRequests } from "../ApiError.js"
+import { RateLimited } from "../ApiError.js"
 import { Api } from "../Api.js"
 import { makeClientAddressResolver } from "../clientAddress.js"
 import { rateLimitHeaders, retryAfterSeconds } from "../rateLimitHeaders.js"
@@ -35,7 +35,7 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
         Effect.option
       )
       if (Option.isSome(decision) && !decision.value.allowed) {
-        return yield* new TooManyRequests({
+        return yield* new RateLimited({
           message: "Too many health requests; try again later",
           retryAfter: retryAfterSeconds(decision.value),
           limit: decision.value.limit

@@ -69,7 +69,7 @@ const tooLarge = (limitBytes: number): Envelope => ({
   fields: { limitBytes }
 })
 
-const INTERNAL: Envelope = { status: 500, code: "INTERNAL_ERROR", message: "Internal server error" }
+const INTERNAL: Envelope = { status: 500, code: "INTERNAL", message: "Internal server error" }
 
 export const envelopeResponse = (envelope: Envelope, requestId: string) =>
   HttpServerResponse.unsafeJson(
