@@ -13,10 +13,31 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()(
   HttpApiSchema.annotations({ status: 400 })
 ) {}
 
+/** A request that is well-formed but breaks a rule (code VALIDATION_ERROR, like schema failures). */
+export class ValidationError extends Schema.TaggedError<ValidationError>()(
+  "ValidationError",
+  { message: Schema.String, field: Schema.optional(Schema.String) },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/** Too many failed logins for this email or client address; the lock lifts after retryAfter seconds. */
+export class AccountLocked extends Schema.TaggedError<AccountLocked>()(
+  "AccountLocked",
+  { message: Schema.String, retryAfter: Schema.Number },
+  HttpApiSchema.annotations({ status: 429 })
+) {}
+
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 401 })
+) {}
+
+/** A charge the balance does not cover: `required` credits were asked for, `current` are available. */
+export class InsufficientCredits extends Schema.TaggedError<InsufficientCredits>()(
+  "InsufficientCredits",
+  { message: Schema.String, required: Schema.Number, current: Schema.Number },
+  HttpApiSchema.annotations({ status: 402 })
 ) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()(

@@ -13,6 +13,16 @@ import {
   type Role
 } from "../services/AppConfig.js"
 import { checkCorsOrigins, checkHttpsUrl, checkJwtSecret, checkPaymentCredential } from "./productionRules.js"
+import {
+  DEFAULT_HEADERS,
+  DEFAULT_METHODS,
+  DEFAULT_ORIGINS,
+  makeCorsPolicy,
+  parseOriginEntries,
+  parseTokens,
+  plainHttpOrigins,
+  type WildcardDepth
+} from "../http/cors.js"
 import packageJson from "../../package.json" with { type: "json" }
 
 /** "5000" is milliseconds; anything else is an Effect duration such as "5 seconds". */
@@ -71,6 +81,22 @@ const defaultMemoryLimit = (): number => {
   return totalmem()
 }
 
+/** A comma list checked item by item; each problem becomes its own line naming the variable. */
+const parsedList = <A>(
+  name: string,
+  parse: (items: ReadonlyArray<string>) => Either.Either<A, ReadonlyArray<string>>,
+  fallback: A
+) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) =>
+      Either.mapLeft(
+        parse(raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
+        (problems) => problems.map((p) => ConfigError.InvalidData([], p)).reduce((l, r) => ConfigError.And(l, r))
+      )
+    ),
+    Config.withDefault(fallback)
+  )
+
 /** Turns Effect's ConfigError tree into one line per variable. */
 const describeConfigError = (error: ConfigError.ConfigError): Array<string> =>
   ConfigError.reduceWithContext(error, undefined, {
@@ -81,6 +107,19 @@ const describeConfigError = (error: ConfigError.ConfigError): Array<string> =>
     sourceUnavailableCase: (_, p, message) => [`${p.join(".")}: ${message}`],
     unsupportedCase: (_, p, message) => [`${p.join(".")}: ${message}`]
   })
+
+/** "5 per 15 minutes" */
+const rateLimit = (name: string, limit: number, window: Duration.DurationInput) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const match = /^\s*(\d+)\s*(?:per|\/)\s*(.+)$/.exec(raw)
+      const parsed = match === null ? Option.none() : Duration.decodeUnknown(match[2]!.trim())
+      return match !== null && Option.isSome(parsed) && Number(match[1]) >= 1 && Duration.toMillis(parsed.value) >= 1000
+        ? Either.right({ limit: Number(match[1]), window: parsed.value })
+        : Either.left(ConfigError.InvalidData([], `expected "<n> per <duration>", such as "5 per 15 minutes"`))
+    }),
+    Config.withDefault({ limit, window: Duration.decode(window) })
+  )
 
 const readers = {
   env: literal<NodeEnv>("NODE_ENV", ["development", "production", "test"], "development"),
@@ -115,11 +154,22 @@ const readers = {
   duitkuApiKey: optionalSecret("DUITKU_API_KEY"),
   duitkuCallbackUrl: optionalString("DUITKU_CALLBACK_URL"),
   duitkuReturnUrl: optionalString("DUITKU_RETURN_URL"),
-  corsOrigins: list("CORS_ORIGIN", ["http://localhost:5173"]),
+  corsOrigins: parsedList("CORS_ORIGIN", parseOriginEntries, DEFAULT_ORIGINS),
+  corsWildcardDepth: literal<WildcardDepth>("CORS_WILDCARD_DEPTH", ["one", "any"], "one"),
+  corsMethods: parsedList("CORS_METHODS", (items) => parseTokens(items, "method"), DEFAULT_METHODS),
+  corsHeaders: parsedList("CORS_HEADERS", (items) => parseTokens(items, "header"), DEFAULT_HEADERS),
   healthCheckTimeout: duration("HEALTH_CHECK_TIMEOUT", "500 millis"),
   healthDetailedTimeout: duration("HEALTH_DETAILED_TIMEOUT", "250 millis"),
   readinessCacheTtl: duration("READINESS_CACHE_TTL", "1 second"),
   healthRateLimit: intIn("HEALTH_RATE_LIMIT_PER_MINUTE", 1, 100_000, 30),
+  rateLimitLogin: rateLimit("RATE_LIMIT_LOGIN", 5, "15 minutes"),
+  rateLimitRegister: rateLimit("RATE_LIMIT_REGISTER", 3, "1 hour"),
+  rateLimitGeneral: rateLimit("RATE_LIMIT_GENERAL", 100, "1 minute"),
+  rateLimitAi: rateLimit("RATE_LIMIT_AI", 5, "1 minute"),
+  rateLimitUpload: rateLimit("RATE_LIMIT_UPLOAD", 10, "1 minute"),
+  rateLimitPreset: rateLimit("RATE_LIMIT_PRESET", 8, "1 minute"),
+  rateLimitProjectCreate: rateLimit("RATE_LIMIT_PROJECT_CREATE", 20, "1 hour"),
+  rateLimitPayment: rateLimit("RATE_LIMIT_PAYMENT", 10, "1 minute"),
   memoryLimitBytes: Config.option(intBetween("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER)),
   jobTransientBase: duration("JOB_TRANSIENT_BASE_DELAY", "2 seconds"),
   jobTransientAttempts: intIn("JOB_TRANSIENT_ATTEMPTS", 1, 50, 5),
@@ -148,7 +198,12 @@ const readers = {
     }),
     Config.withDefault({} as Record<string, number>)
   ),
-  adminToken: optionalSecret("ADMIN_TOKEN")
+  adminToken: optionalSecret("ADMIN_TOKEN"),
+  authTokenTtl: duration("AUTH_TOKEN_TTL", "7 days"),
+  authSessionTtl: duration("AUTH_SESSION_TTL", "30 days"),
+  loginMaxFailuresPerEmail: intIn("LOGIN_MAX_FAILURES_PER_EMAIL", 1, 1000, 5),
+  loginMaxFailuresPerAddress: intIn("LOGIN_MAX_FAILURES_PER_ADDRESS", 1, 10_000, 20),
+  loginLockoutWindow: duration("LOGIN_LOCKOUT_WINDOW", "15 minutes")
 }
 
 type Values = { [K in keyof typeof readers]: Config.Config.Success<(typeof readers)[K]> }
@@ -176,7 +231,12 @@ const productionProblems = (v: Partial<Values>): Array<string> => {
   if (v.duitkuReturnUrl !== undefined) {
     problems.push(...checkHttpsUrl("DUITKU_RETURN_URL", Option.getOrUndefined(v.duitkuReturnUrl)))
   }
-  if (v.corsOrigins !== undefined) problems.push(...checkCorsOrigins("CORS_ORIGIN", v.corsOrigins))
+  if (v.corsOrigins !== undefined) {
+    problems.push(...checkCorsOrigins("CORS_ORIGIN", v.corsOrigins.map((entry) => entry.source)))
+    for (const origin of plainHttpOrigins(v.corsOrigins)) {
+      problems.push(`CORS_ORIGIN entry ${JSON.stringify(origin)} uses http:// in production; only https:// (or the loopback) is allowed`)
+    }
+  }
   if (v.redisPassword !== undefined && secretText(v.redisPassword) === undefined) {
     problems.push("REDIS_PASSWORD is required in production")
   }
@@ -258,14 +318,43 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     },
     storage: { dir: path.resolve(v.storageDir) },
     ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, timeout: v.ffmpegTimeout },
-    auth: { jwtSecret, jwtSecretGenerated: Option.isNone(v.jwtSecret) },
+    auth: {
+      jwtSecret,
+      jwtSecretGenerated: Option.isNone(v.jwtSecret),
+      tokenTtl: v.authTokenTtl,
+      sessionTtl: v.authSessionTtl,
+      lockout: {
+        maxFailuresPerEmail: v.loginMaxFailuresPerEmail,
+        maxFailuresPerAddress: v.loginMaxFailuresPerAddress,
+        window: v.loginLockoutWindow
+      }
+    },
     duitku: {
       merchantCode: v.duitkuMerchantCode,
       apiKey: v.duitkuApiKey,
       callbackUrl: v.duitkuCallbackUrl,
       returnUrl: v.duitkuReturnUrl
     },
-    cors: { origins: v.corsOrigins },
+    cors: {
+      origins: v.corsOrigins.map((entry) => entry.source),
+      policy: makeCorsPolicy({
+        origins: v.corsOrigins,
+        wildcardDepth: v.corsWildcardDepth,
+        methods: v.corsMethods,
+        headers: v.corsHeaders
+      })
+    },
+    rateLimits: {
+      health: { limit: v.healthRateLimit, window: Duration.minutes(1) },
+      login: v.rateLimitLogin,
+      register: v.rateLimitRegister,
+      general: v.rateLimitGeneral,
+      ai: v.rateLimitAi,
+      upload: v.rateLimitUpload,
+      preset: v.rateLimitPreset,
+      projectCreate: v.rateLimitProjectCreate,
+      payment: v.rateLimitPayment
+    },
     health: {
       checkTimeout: v.healthCheckTimeout,
       detailedTimeout: v.healthDetailedTimeout,

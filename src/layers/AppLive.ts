@@ -1,7 +1,10 @@
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../services/AppConfig.js"
+import { RateLimitGuard } from "../http/RateLimitGuard.js"
+import { Auth } from "../services/Auth.js"
 import { Health } from "../services/Health.js"
+import { Ledger } from "../services/Ledger.js"
 import { jobDefinitions, jobHandlers } from "../workers/registry.js"
 import type { AnyJobHandler } from "../workers/runtime.js"
 import { makeWorkersLive } from "../workers/WorkersLive.js"
@@ -39,8 +42,9 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const handlers = options.jobHandlers ?? jobHandlers
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
-        Layer.provide(Health.Default),
-        Layer.provide(RateLimiterRedis),
+        Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, Auth.Default)),
+        Layer.provideMerge(Ledger.Default),
+        Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
         Layer.provideMerge(InfraLive)
       )

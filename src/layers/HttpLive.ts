@@ -3,7 +3,10 @@ import { Effect, Layer, Option } from "effect"
 import { AdminAuthLive } from "../http/admin/AdminAuth.js"
 import { AdminHandlers } from "../http/admin/AdminHandlers.js"
 import { Api } from "../http/Api.js"
+import { AuthenticationLive } from "../http/auth/Authentication.js"
+import { AuthHandlers } from "../http/auth/AuthHandlers.js"
 import { HealthHandlers } from "../http/health/HealthHandlers.js"
+import { cors } from "../http/middleware/cors.js"
 import { errorEnvelope } from "../http/middleware/errorEnvelope.js"
 import { requestLog } from "../http/middleware/requestLog.js"
 import { AppConfig } from "../services/AppConfig.js"
@@ -12,6 +15,7 @@ import { HttpDrainLive, makeHttpServerLive } from "./HttpServerLive.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(HealthHandlers),
+  Layer.provide(AuthHandlers.pipe(Layer.provide(AuthenticationLive))),
   Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive)))
 )
 
@@ -34,6 +38,7 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
       Layer.provide(extraRoutes),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(HttpApiBuilder.middleware(cors(config.cors.policy))), // added after, so outside, the envelope
       Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limit))),
       Layer.provide(ApiLive),
       // Bodies without a Content-Length are cut off at the same limit while they stream in.

@@ -1,11 +1,13 @@
 import type { Effect } from "effect"
 import type { SqlClient } from "@effect/sql"
 import users from "./0001_users.js"
+import creditLedger from "./0002_credit_ledger.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
  * has shipped. Each runs in the migrator's transaction, under the migration advisory lock.
  */
 export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>> = {
-  "0001_users": users
+  "0001_users": users,
+  "0002_credit_ledger": creditLedger
 }

@@ -1,4 +1,5 @@
 import { Context, Data, type Duration, type Option, type Redacted } from "effect"
+import type { CorsPolicy } from "../http/cors.js"
 import type { RetryPolicyConfig } from "./jobs/retryPolicy.js"
 
 export type NodeEnv = "development" | "production" | "test"
@@ -54,6 +55,16 @@ export interface AppConfigShape {
     readonly jwtSecret: Redacted.Redacted<string>
     /** True when no JWT_SECRET was set and one was generated for this process. */
     readonly jwtSecretGenerated: boolean
+    /** Lifetime of an access token (the web app keeps one token and has no refresh flow). */
+    readonly tokenTtl: Duration.Duration
+    /** Lifetime of a session and of its rotating refresh token. */
+    readonly sessionTtl: Duration.Duration
+    /** Failed logins per email (and per client address) within the window before login is locked. */
+    readonly lockout: {
+      readonly maxFailuresPerEmail: number
+      readonly maxFailuresPerAddress: number
+      readonly window: Duration.Duration
+    }
   }
   readonly duitku: {
     readonly merchantCode: Option.Option<Redacted.Redacted<string>>
@@ -62,8 +73,16 @@ export interface AppConfigShape {
     readonly returnUrl: Option.Option<string>
   }
   readonly cors: {
+    /** CORS_ORIGIN entries in canonical form. */
     readonly origins: ReadonlyArray<string>
+    /** Built from CORS_ORIGIN, CORS_WILDCARD_DEPTH, CORS_METHODS and CORS_HEADERS. */
+    readonly policy: CorsPolicy
   }
+  /** Per-policy limits (see http/RateLimitGuard.ts), from RATE_LIMIT_<POLICY>="<n> per <duration>". */
+  readonly rateLimits: Readonly<Record<
+    "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment",
+    { readonly limit: number; readonly window: Duration.Duration }
+  >>
   readonly health: {
     readonly checkTimeout: Duration.Duration
     readonly detailedTimeout: Duration.Duration

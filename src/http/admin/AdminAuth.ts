@@ -1,8 +1,10 @@
 import { createHash, timingSafeEqual } from "node:crypto"
-import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
+import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { AppConfig } from "../../services/AppConfig.js"
+import { Auth } from "../../services/Auth.js"
 import { Unauthorized } from "../ApiError.js"
+import { bearerToken } from "../bearer.js"
 
 /** Guards the admin API: an `Authorization: Bearer` credential that proves an administrator. */
 export class AdminAuth extends HttpApiMiddleware.Tag<AdminAuth>()("app/AdminAuth", {
@@ -21,24 +23,24 @@ const adminTokenCheck = (expected: Redacted.Redacted<string>): AdminCredentialCh
   return (token) => Effect.sync(() => timingSafeEqual(sha256(Redacted.value(token)), expectedDigest))
 }
 
-// The platform takes the token as whatever follows the first 7 characters; the scheme is checked here.
-const BEARER_SCHEME = /^Bearer /i
+/** An administrator's own session token. */
+const adminUserCheck = (auth: Auth): AdminCredentialCheck => (token) =>
+  auth.authenticate(Redacted.value(token)).pipe(Effect.map((user) => user.role === "admin"), Effect.orElseSucceed(() => false))
 
 export const AdminAuthLive = Layer.effect(
   AdminAuth,
   Effect.gen(function*() {
     const config = yield* AppConfig
-    // Once accounts exist, an admin user's JWT is one more check in this list.
-    const checks: ReadonlyArray<AdminCredentialCheck> = Option.toArray(Option.map(config.admin.token, adminTokenCheck))
+    const auth = yield* Auth
+    // ADMIN_TOKEN (for operators and scripts) when set, and always an admin user's session token.
+    const checks: ReadonlyArray<AdminCredentialCheck> = [
+      ...Option.toArray(Option.map(config.admin.token, adminTokenCheck)),
+      adminUserCheck(auth)
+    ]
 
     return AdminAuth.of({
       bearer: Effect.fn("AdminAuth.bearer")(function*(token) {
-        if (checks.length === 0) {
-          return yield* new Unauthorized({ message: "The admin API is not configured (ADMIN_TOKEN is not set)" })
-        }
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const header = request.headers["authorization"]
-        if (header === undefined || !BEARER_SCHEME.test(header) || Redacted.value(token) === "") {
+        if (Option.isNone(yield* bearerToken(token))) {
           return yield* new Unauthorized({ message: "The admin API requires an Authorization: Bearer token" })
         }
         if (!(yield* Effect.exists(checks, (check) => check(token)))) {

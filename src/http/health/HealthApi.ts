@@ -1,6 +1,6 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { RateLimited } from "../ApiError.js"
+import { RateLimited, ServiceUnavailable } from "../ApiError.js"
 
 const Check = Schema.Struct({
   status: Schema.Literal("up", "down"),
@@ -41,6 +41,7 @@ const detailedEndpoint = <const Name extends string>(name: Name, path: `/${strin
     .addSuccess(DetailedHealth)
     .addError(DetailedHealth, { status: 503 })
     .addError(RateLimited)
+    .addError(ServiceUnavailable)
     .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
 
 /** Kubernetes probes and the detailed report (the latter at both /health and /api/health). */

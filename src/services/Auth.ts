@@ -1,0 +1,228 @@
+import { createHash, randomBytes } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect, Option } from "effect"
+import { AccountLocked, Conflict, Unauthorized, ValidationError } from "../http/ApiError.js"
+import { AppConfig } from "./AppConfig.js"
+import { DUMMY_HASH, hashPassword, passwordProblem, verifyPassword } from "./auth/passwords.js"
+import { makeLoginThrottle } from "./auth/LoginThrottle.js"
+import { makeTokens } from "./auth/tokens.js"
+import type { CurrentUserShape, UserRole } from "./CurrentUser.js"
+import { Ledger } from "./Ledger.js"
+import { Redis } from "./Redis.js"
+
+export const WELCOME_CREDITS = 100
+
+export interface PublicUser {
+  readonly id: string
+  readonly email: string
+  readonly name: string | null
+  readonly creditBalance: number
+}
+
+export interface Profile extends PublicUser {
+  readonly role: UserRole
+  readonly createdAt: string
+}
+
+export interface Session {
+  readonly user: PublicUser
+  readonly token: string
+  readonly refreshToken: string
+}
+
+interface UserRow {
+  readonly id: string
+  readonly email: string
+  readonly name: string | null
+  readonly role: UserRole
+  readonly tags: ReadonlyArray<string>
+  readonly balance: string
+  readonly password_hash: string
+  readonly created_at: Date
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/
+
+export const normalizeEmail = (raw: string) => raw.trim().toLowerCase()
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url")
+const newRefreshToken = () => randomBytes(32).toString("base64url")
+
+const publicUser = (row: UserRow): PublicUser => ({ id: row.id, email: row.email, name: row.name, creditBalance: Number(row.balance) })
+
+const INVALID_CREDENTIALS = "Invalid email or password"
+const UNAUTHORIZED = "Your session is missing, invalid or expired; sign in again"
+
+/**
+ * Accounts and sessions. A JWT names a server-side session, so logout and a password change
+ * revoke at once; refresh tokens rotate, and a reused one revokes its session.
+ */
+export class Auth extends Effect.Service<Auth>()("app/Auth", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    const sql = yield* SqlClient.SqlClient
+    const redis = yield* Redis
+    const ledger = yield* Ledger
+    const tokens = makeTokens(config.auth.jwtSecret, config.auth.tokenTtl)
+    const throttle = makeLoginThrottle(redis, config.auth.lockout)
+    const sessionSeconds = Math.floor(Duration.toSeconds(config.auth.sessionTtl))
+
+    const findByEmail = (email: string) =>
+      sql<UserRow>`SELECT id, email, name, role, tags, balance, password_hash, created_at FROM users WHERE email = ${email}`.pipe(
+        Effect.map((rows) => Option.fromNullable(rows[0])),
+        Effect.orDie
+      )
+    const findById = (id: string) =>
+      sql<UserRow>`SELECT id, email, name, role, tags, balance, password_hash, created_at FROM users WHERE id = ${id}`.pipe(
+        Effect.map((rows) => Option.fromNullable(rows[0])),
+        Effect.orDie
+      )
+
+    const openSession = (user: UserRow) =>
+      Effect.gen(function*() {
+        const refreshToken = newRefreshToken()
+        const [session] = yield* sql<{ id: string }>`
+          INSERT INTO sessions (user_id, refresh_token_hash, expires_at)
+          VALUES (${user.id}, ${sha256(refreshToken)}, now() + make_interval(secs => ${sessionSeconds}))
+          RETURNING id`.pipe(Effect.orDie)
+        const token = yield* tokens.sign({ userId: user.id, sessionId: session!.id })
+        return { user: publicUser(user), token, refreshToken } satisfies Session
+      })
+
+    const validateEmail = (raw: string) => {
+      const email = normalizeEmail(raw)
+      return EMAIL.test(email) && email.length <= 254
+        ? Effect.succeed(email)
+        : Effect.fail(new ValidationError({ message: "Enter a valid email address", field: "email" }))
+    }
+
+    const register = Effect.fn("Auth.register")(function*(input: { email: string; password: string; name?: string | undefined }) {
+      const email = yield* validateEmail(input.email)
+      const problem = passwordProblem(input.password)
+      if (problem !== undefined) return yield* new ValidationError({ message: problem, field: "password" })
+      const passwordHash = yield* hashPassword(input.password)
+      const name = input.name?.trim() || null
+      return yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const inserted = yield* sql<UserRow>`
+            INSERT INTO users (email, password_hash, name) VALUES (${email}, ${passwordHash}, ${name})
+            ON CONFLICT (email) DO NOTHING
+            RETURNING id, email, name, role, tags, balance, password_hash, created_at`.pipe(Effect.orDie)
+          const user = inserted[0]
+          if (user === undefined) return yield* new Conflict({ message: "An account with this email already exists" })
+          const welcome = yield* ledger.credit({
+            userId: user.id,
+            amount: WELCOME_CREDITS,
+            key: `welcome:${user.id}`,
+            kind: "bonus",
+            reason: "Welcome bonus"
+          }).pipe(Effect.orDie)
+          return yield* openSession({ ...user, balance: String(welcome.balanceAfter) })
+        })
+      ).pipe(Effect.catchTag("SqlError", Effect.die))
+    })
+
+    const login = Effect.fn("Auth.login")(function*(input: { email: string; password: string }, clientAddress: string) {
+      const email = normalizeEmail(input.email)
+      const lock = yield* throttle.check(email, clientAddress)
+      if (lock.locked) {
+        return yield* new AccountLocked({ message: "Too many failed sign-in attempts; try again later", retryAfter: lock.retryAfterSeconds })
+      }
+      const found = yield* findByEmail(email)
+      // The same work whether or not the account exists, so the answer and its timing say nothing.
+      const storedHash = Option.isSome(found) ? found.value.password_hash : yield* DUMMY_HASH
+      const ok = yield* verifyPassword(input.password, storedHash)
+      if (!ok || Option.isNone(found)) {
+        yield* throttle.recordFailure(email, clientAddress)
+        return yield* new Unauthorized({ message: INVALID_CREDENTIALS })
+      }
+      yield* throttle.clear(email)
+      return yield* openSession(found.value)
+    })
+
+    /** Verifies a bearer token and its session; the auth middleware calls this on every request. */
+    const authenticate = (token: string): Effect.Effect<CurrentUserShape, Unauthorized> =>
+      tokens.verify(token).pipe(
+        Effect.flatMap((claims) =>
+          sql<UserRow & { session_id: string }>`
+            SELECT u.id, u.email, u.name, u.role, u.tags, u.balance, u.password_hash, u.created_at, s.id AS session_id
+            FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.id = ${claims.sessionId} AND s.user_id = ${claims.userId}
+              AND s.revoked_at IS NULL AND s.expires_at > now()`.pipe(Effect.orDie)
+        ),
+        Effect.flatMap((rows) => {
+          const row = rows[0]
+          return row === undefined
+            ? Effect.fail(new Unauthorized({ message: UNAUTHORIZED }))
+            : Effect.succeed({ id: row.id, email: row.email, role: row.role, tags: row.tags, sessionId: row.session_id })
+        }),
+        Effect.catchTag("InvalidToken", () => Effect.fail(new Unauthorized({ message: UNAUTHORIZED })))
+      )
+
+    const logout = Effect.fn("Auth.logout")(function*(user: CurrentUserShape) {
+      yield* sql`UPDATE sessions SET revoked_at = now() WHERE id = ${user.sessionId} AND revoked_at IS NULL`.pipe(Effect.orDie)
+    })
+
+    const refresh = Effect.fn("Auth.refresh")(function*(refreshToken: string) {
+      const hash = sha256(refreshToken)
+      const next = newRefreshToken()
+      const rotated = yield* sql<{ id: string; user_id: string }>`
+        UPDATE sessions SET refresh_token_hash = ${sha256(next)}
+        WHERE refresh_token_hash = ${hash} AND revoked_at IS NULL AND expires_at > now()
+        RETURNING id, user_id`.pipe(Effect.orDie)
+      const session = rotated[0]
+      if (session === undefined) return yield* new Unauthorized({ message: UNAUTHORIZED })
+      const token = yield* tokens.sign({ userId: session.user_id, sessionId: session.id })
+      return { token, refreshToken: next }
+    })
+
+    const profile = Effect.fn("Auth.profile")(function*(user: CurrentUserShape) {
+      const row = yield* findById(user.id)
+      if (Option.isNone(row)) return yield* new Unauthorized({ message: UNAUTHORIZED })
+      return { ...publicUser(row.value), role: row.value.role, createdAt: row.value.created_at.toISOString() } satisfies Profile
+    })
+
+    const updateProfile = Effect.fn("Auth.updateProfile")(function*(
+      user: CurrentUserShape,
+      input: { name?: string | undefined; email?: string | undefined; currentPassword?: string | undefined; newPassword?: string | undefined }
+    ) {
+      const row = Option.getOrUndefined(yield* findById(user.id))
+      if (row === undefined) return yield* new Unauthorized({ message: UNAUTHORIZED })
+      const email = input.email === undefined ? row.email : yield* validateEmail(input.email)
+      const changingPassword = input.newPassword !== undefined && input.newPassword !== ""
+      if (changingPassword || email !== row.email) {
+        // Changing how one signs in needs the current password.
+        if (input.currentPassword === undefined || !(yield* verifyPassword(input.currentPassword, row.password_hash))) {
+          return yield* new Unauthorized({ message: "The current password is not correct" })
+        }
+      }
+      if (changingPassword) {
+        const problem = passwordProblem(input.newPassword!)
+        if (problem !== undefined) return yield* new ValidationError({ message: problem, field: "newPassword" })
+      }
+      const passwordHash = changingPassword ? yield* hashPassword(input.newPassword!) : row.password_hash
+      const name = input.name === undefined ? row.name : input.name.trim() || null
+      return yield* sql.withTransaction(
+        Effect.gen(function*() {
+          const updated = yield* sql<UserRow>`
+            UPDATE users SET email = ${email}, name = ${name}, password_hash = ${passwordHash}, updated_at = now()
+            WHERE id = ${user.id}
+            RETURNING id, email, name, role, tags, balance, password_hash, created_at`.pipe(
+            Effect.catchTag("SqlError", (error) =>
+              (error.cause as { code?: string } | undefined)?.code === "23505"
+                ? Effect.fail(new Conflict({ message: "An account with this email already exists" }))
+                : Effect.die(error))
+          )
+          const next = updated[0]!
+          if (!changingPassword && email === row.email) return { user: publicUser(next) }
+          // New credentials: every session ends, including this one, which is replaced.
+          yield* sql`UPDATE sessions SET revoked_at = now() WHERE user_id = ${user.id} AND revoked_at IS NULL`.pipe(Effect.orDie)
+          const session = yield* openSession(next)
+          return { user: session.user, token: session.token, refreshToken: session.refreshToken }
+        })
+      ).pipe(Effect.catchTag("SqlError", Effect.die))
+    })
+
+    return { register, login, authenticate, logout, refresh, profile, updateProfile }
+  })
+}) {}

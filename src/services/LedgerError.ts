@@ -1,0 +1,47 @@
+import { Data } from "effect"
+
+/** Amounts are positive safe integers; anything else is refused before a transaction starts. */
+export class InvalidAmount extends Data.TaggedError("InvalidAmount")<{
+  readonly amount: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `invalid amount ${this.amount}: ${this.reason}`
+  }
+}
+
+export class UserNotFound extends Data.TaggedError("UserNotFound")<{
+  readonly userId: string
+}> {
+  override get message() {
+    return `no user ${this.userId}`
+  }
+}
+
+/** A refund named a charge key that no ledger row has. */
+export class ChargeNotFound extends Data.TaggedError("ChargeNotFound")<{
+  readonly chargeKey: string
+}> {
+  override get message() {
+    return `no charge with key ${this.chargeKey}`
+  }
+}
+
+/** Only usage charges are refunded: not credits, adjustments, or refunds themselves. */
+export class NotRefundable extends Data.TaggedError("NotRefundable")<{
+  readonly key: string
+  readonly kind: string
+}> {
+  override get message() {
+    return `ledger entry ${this.key} is a ${this.kind}, not a usage charge`
+  }
+}
+
+/** An idempotency key already names a different operation (another user, kind, amount or charge). */
+export class IdempotencyKeyReused extends Data.TaggedError("IdempotencyKeyReused")<{
+  readonly key: string
+}> {
+  override get message() {
+    return `idempotency key ${this.key} was already used for a different operation`
+  }
+}

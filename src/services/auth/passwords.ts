@@ -1,0 +1,47 @@
+import { randomBytes, scrypt, timingSafeEqual } from "node:crypto"
+import { Effect } from "effect"
+
+/**
+ * Password hashing with scrypt from node:crypto (memory-hard: N=2^15, r=8 is 32 MiB per hash), run
+ * on libuv's thread pool so the event loop never blocks. Stored as `scrypt$N$r$p$salt$hash`.
+ */
+const N = 32768
+const R = 8
+const P = 1
+const KEY_LENGTH = 32
+const MAX_MEMORY = 64 * 1024 * 1024
+
+const derive = (password: string, salt: Buffer, n: number, r: number, p: number) =>
+  Effect.async<Buffer, Error>((resume) => {
+    scrypt(password.normalize("NFKC"), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEMORY }, (error, key) =>
+      resume(error === null ? Effect.succeed(key) : Effect.fail(error)))
+  })
+
+export const hashPassword = (password: string) =>
+  Effect.suspend(() => {
+    const salt = randomBytes(16)
+    return Effect.map(derive(password, salt, N, R, P), (key) =>
+      `scrypt$${N}$${R}$${P}$${salt.toString("base64url")}$${key.toString("base64url")}`)
+  }).pipe(Effect.orDie)
+
+/** A hash of a random password: verifying against it costs the same as against a real one. */
+export const DUMMY_HASH = Effect.runSync(Effect.cached(hashPassword(randomBytes(18).toString("base64url")))).pipe(Effect.orDie)
+
+export const verifyPassword = (password: string, stored: string): Effect.Effect<boolean> => {
+  const [scheme, n, r, p, salt, hash] = stored.split("$")
+  if (scheme !== "scrypt" || salt === undefined || hash === undefined) return Effect.succeed(false)
+  const expected = Buffer.from(hash, "base64url")
+  return derive(password, Buffer.from(salt, "base64url"), Number(n), Number(r), Number(p)).pipe(
+    Effect.map((key) => key.length === expected.length && timingSafeEqual(key, expected)),
+    Effect.orElseSucceed(() => false)
+  )
+}
+
+/** The one password rule: 12-128 characters with at least 3 of lower case, upper case, digits, symbols. */
+export const passwordProblem = (password: string): string | undefined => {
+  const length = [...password].length
+  if (length < 12 || length > 128) return "Password must be 12 to 128 characters long"
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((re) => re.test(password)).length
+  if (classes < 3) return "Password must use at least 3 of: lower-case letters, upper-case letters, digits, symbols"
+  return undefined
+}
