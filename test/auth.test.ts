@@ -139,6 +139,31 @@ describe("accounts", () => {
     expect((await call(app, "POST", "/api/auth/refresh", { refreshToken: session.refreshToken })).status).toBe(401)
   })
 
+  it("credits: balance and a bare-array history with cursor paging in a header", async () => {
+    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).body["data"]
+    const userId = session.user.id as string
+    for (let i = 1; i <= 4; i++) {
+      await db.query(
+        "WITH u AS (UPDATE users SET balance = balance + $2 WHERE id = $1 RETURNING balance) INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, idempotency_key) SELECT $1, $2, balance, 'purchase', 'Top-up', $3 FROM u",
+        [userId, i, `test-topup:${userId}:${i}`]
+      )
+    }
+    const balance = await call(app, "GET", "/api/credits/balance", undefined, bearer(session.token))
+    expect(balance.body).toEqual({ success: true, data: { balance: 110 } })
+    expect(balance.headers.get("ratelimit-limit")).toBe("100")
+    const page1 = await call(app, "GET", "/api/credits/history?limit=3", undefined, bearer(session.token))
+    expect(Array.isArray(page1.body)).toBe(true)
+    expect((page1.body as unknown as Array<Record<string, unknown>>).map((e) => e["amount"])).toEqual([4, 3, 2])
+    expect(page1.body[0]).toMatchObject({ type: "purchase", description: "Top-up", balance: 110 })
+    const cursor = page1.headers.get("x-next-cursor")
+    expect(cursor).toMatch(/^\d+$/)
+    const page2 = await call(app, "GET", `/api/credits/history?limit=3&cursor=${cursor}`, undefined, bearer(session.token))
+    expect((page2.body as unknown as Array<Record<string, unknown>>).map((e) => e["amount"])).toEqual([1, 100])
+    expect(page2.headers.get("x-next-cursor")).toBeNull()
+    expect((await call(app, "GET", "/api/credits/history?limit=0", undefined, bearer(session.token))).status).toBe(400)
+    expect((await call(app, "GET", "/api/credits/balance")).status).toBe(401)
+  })
+
   it("an admin user's own token opens the admin API; a user's does not", async () => {
     const user = (await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).body["data"]
     expect((await call(app, "GET", "/api/admin/queues", undefined, bearer(user.token))).status).toBe(401)
@@ -182,5 +207,32 @@ describe("rate limits on the auth routes", () => {
     const statuses = []
     for (let i = 0; i < 4; i++) statuses.push((await call(a, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).status)
     expect(statuses).toEqual([201, 201, 201, 429])
+  })
+})
+
+describe("rate-limit guard when Redis cannot answer", () => {
+  it("cheap routes fail open, and every failed check is counted", async () => {
+    const { Effect, Layer, Metric } = await import("effect")
+    const { RateLimitGuard, rateLimitStoreFailures } = await import("../src/http/RateLimitGuard.js")
+    const { RateLimiter } = await import("../src/services/RateLimiter.js")
+    const { RedisError } = await import("../src/services/Redis.js")
+    const { appConfigFrom } = await import("../src/layers/AppConfigLive.js")
+    const { AppConfig } = await import("../src/services/AppConfig.js")
+    const { HttpServerRequest } = await import("@effect/platform")
+    const Broken = Layer.succeed(RateLimiter, RateLimiter.of({ consume: () => Effect.fail(new RedisError({ op: "rate-limit", cause: "down" })) }))
+    const layer = RateLimitGuard.Default.pipe(Layer.provide(Broken), Layer.provide(Layer.effect(AppConfig, appConfigFrom({ LOG_LEVEL: "silent" }))))
+    const request = HttpServerRequest.fromWeb(new Request("http://localhost/x"))
+    const outcome = await Effect.runPromise(Effect.gen(function*() {
+      const guard = yield* RateLimitGuard
+      const open = yield* Effect.either(guard.enforce("general", "user:1", "open"))
+      const closed = yield* Effect.either(guard.enforce("ai", "user:1", "closed"))
+      const count = (decision: string, policy: string) =>
+        Metric.value(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", decision), "policy", policy)).pipe(Effect.map((state) => state.count))
+      return { open: open._tag, closed: closed._tag === "Left" ? closed.left._tag : "Right", countedOpen: yield* count("open", "general"), countedClosed: yield* count("closed", "ai") }
+    }).pipe(Effect.provide(layer), Effect.provideService(HttpServerRequest.HttpServerRequest, request)))
+    expect(outcome.open).toBe("Right")
+    expect(outcome.closed).toBe("ServiceUnavailable")
+    expect(outcome.countedOpen).toBeGreaterThanOrEqual(1)
+    expect(outcome.countedClosed).toBeGreaterThanOrEqual(1)
   })
 })

@@ -1,12 +1,14 @@
 import { HttpApi, OpenApi } from "@effect/platform"
 import { AdminApi } from "./admin/AdminApi.js"
 import { AuthApi } from "./auth/AuthApi.js"
+import { CreditsApi } from "./credits/CreditsApi.js"
 import { HealthApi } from "./health/HealthApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
   .add(HealthApi)
   .add(AuthApi)
+  .add(CreditsApi)
   .add(AdminApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

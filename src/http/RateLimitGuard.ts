@@ -15,7 +15,7 @@ export type PolicyName = "health" | "login" | "register" | "general" | "ai" | "u
 /** A limiter call never holds a request longer than this; past it the store counts as failed. */
 const STORE_BUDGET = Duration.millis(150)
 
-const storeFailures = Metric.counter("rate_limit_store_failures_total", {
+export const rateLimitStoreFailures = Metric.counter("rate_limit_store_failures_total", {
   description: "Rate-limit checks the store could not answer, by the decision taken"
 })
 
@@ -40,7 +40,7 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
       const policy: RateLimitPolicy = { name, limit: limit.limit, windowMs: Duration.toMillis(limit.window) }
       const decision = yield* limiter.consume(policy, key).pipe(Effect.timeout(STORE_BUDGET), Effect.either)
       if (decision._tag === "Left") {
-        yield* Metric.update(Metric.tagged(Metric.tagged(storeFailures, "decision", onStoreFailure), "policy", name), 1)
+        yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", onStoreFailure), "policy", name), 1)
         yield* Effect.logWarning(`rate limiter unavailable; failing ${onStoreFailure}`, { policy: name, error: decision.left._tag })
         if (onStoreFailure === "closed") {
           return yield* new ServiceUnavailable({ message: "This service is briefly unavailable; try again shortly" })

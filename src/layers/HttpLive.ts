@@ -5,6 +5,7 @@ import { AdminHandlers } from "../http/admin/AdminHandlers.js"
 import { Api } from "../http/Api.js"
 import { AuthenticationLive } from "../http/auth/Authentication.js"
 import { AuthHandlers } from "../http/auth/AuthHandlers.js"
+import { CreditsHandlers } from "../http/credits/CreditsHandlers.js"
 import { HealthHandlers } from "../http/health/HealthHandlers.js"
 import { cors } from "../http/middleware/cors.js"
 import { errorEnvelope } from "../http/middleware/errorEnvelope.js"
@@ -15,7 +16,7 @@ import { HttpDrainLive, makeHttpServerLive } from "./HttpServerLive.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(HealthHandlers),
-  Layer.provide(AuthHandlers.pipe(Layer.provide(AuthenticationLive))),
+  Layer.provide(Layer.mergeAll(AuthHandlers, CreditsHandlers).pipe(Layer.provide(AuthenticationLive))),
   Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive)))
 )
 

@@ -1,0 +1,35 @@
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import { CurrentUser } from "../../services/CurrentUser.js"
+import { Ledger } from "../../services/Ledger.js"
+import { Api } from "../Api.js"
+
+export const CreditsHandlers = HttpApiBuilder.group(Api, "credits", (handlers) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger
+    return handlers
+      .handle("balance", () =>
+        Effect.flatMap(CurrentUser, (user) => ledger.balance(user.id)).pipe(
+          Effect.map((balance) => ({ success: true, data: { balance } }) as const),
+          Effect.orDie
+        ))
+      .handle("history", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const user = yield* CurrentUser
+          const page = yield* ledger.history(user.id, {
+            cursor: urlParams.cursor === undefined ? undefined : Number(urlParams.cursor),
+            limit: urlParams.limit
+          }).pipe(Effect.orDie)
+          const body = page.items.map((entry) => ({
+            id: String(entry.id),
+            amount: entry.delta,
+            type: entry.kind,
+            description: entry.reason,
+            balance: entry.balanceAfter,
+            createdAt: entry.createdAt.toISOString()
+          }))
+          return HttpServerResponse.unsafeJson(body, {
+            headers: page.nextCursor === null ? {} : { "x-next-cursor": String(page.nextCursor) }
+          })
+        }))
+  }))
