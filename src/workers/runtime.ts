@@ -10,6 +10,7 @@ import { type JobError, jobClassOf, JobPermanent, JobTimeout } from "../services
 import { decide, type RetryDecision } from "../services/jobs/retryPolicy.js"
 import { Lifecycle, releaseStage } from "../services/Lifecycle.js"
 import type { Ffmpeg } from "../services/Ffmpeg.js"
+import type { Ledger } from "../services/Ledger.js"
 import { Redis } from "../services/Redis.js"
 import type { Storage } from "../services/Storage.js"
 
@@ -40,7 +41,7 @@ export interface JobHandler<P, I, R> {
 export type AnyJobHandler = JobHandler<any, any, WorkerServices>
 
 /** What a job handler may use: everything the app layer provides. */
-export type WorkerServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg
+export type WorkerServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger
 
 /** What the processor hands back to BullMQ. */
 type Outcome = { readonly _tag: "Done"; readonly value: unknown } | { readonly _tag: "Throw"; readonly error: Error }

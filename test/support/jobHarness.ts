@@ -1,4 +1,5 @@
 import { PassThrough } from "node:stream"
+import type { SqlClient } from "@effect/sql"
 import { Queue } from "bullmq"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Redis as IORedis } from "ioredis"
@@ -9,6 +10,7 @@ import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
 import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
 import { AppConfig, type AppConfigShape } from "../../src/services/AppConfig.js"
 import { JobQueues, type JobQueuesShape } from "../../src/services/JobQueues.js"
+import { Ledger } from "../../src/services/Ledger.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/runtime.js"
 import { makeWorkersLive } from "../../src/workers/WorkersLive.js"
@@ -16,12 +18,16 @@ import { testEnv } from "./env.js"
 
 export interface JobHarness {
   readonly config: AppConfigShape
+  /** Runs an effect against the harness' services (Ledger, SqlClient, JobQueues, ...). */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, HarnessServices>) => Promise<A>
   readonly queues: JobQueuesShape
   /** A plain BullMQ Queue on the same prefix, to look at job states from outside. */
   readonly inspect: (queue: string) => Queue
   readonly logs: () => ReadonlyArray<Record<string, unknown>>
   readonly close: () => Promise<void>
 }
+
+type HarnessServices = Ledger | JobQueues | SqlClient.SqlClient | AppConfig
 
 /** The job queues and workers for `handlers`, over the real infrastructure, in this process. */
 export const startJobs = async (env: Record<string, string>, handlers: ReadonlyArray<AnyJobHandler>): Promise<JobHarness> => {
@@ -31,6 +37,7 @@ export const startJobs = async (env: Record<string, string>, handlers: ReadonlyA
   destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
   const layer = makeWorkersLive(handlers).pipe(
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+    Layer.provideMerge(Ledger.Default),
     Layer.provideMerge(InfraLive),
     Layer.provideMerge(makeLifecycleLive({ processHandlers: false })),
     Layer.provideMerge(makeLoggerLive({ destination })),
@@ -42,6 +49,7 @@ export const startJobs = async (env: Record<string, string>, handlers: ReadonlyA
   const inspectors = new Map<string, Queue>()
   return {
     config,
+    run: (effect) => Effect.runPromise(Effect.provide(effect, context)),
     queues: Context.get(context, JobQueues),
     inspect: (name) => {
       let queue = inspectors.get(name)
