@@ -56,7 +56,8 @@ export const EXPOSED_HEADERS: ReadonlyArray<string> = [
   "X-RateLimit-Remaining",
   "X-RateLimit-Reset",
   "Retry-After",
-  "X-Total-Count"
+  "X-Total-Count",
+  "X-Next-Cursor"
 ]
 export const MAX_AGE_SECONDS = 86_400
 
