@@ -181,7 +181,15 @@ const main = async () => {
     if (!ok) process.exitCode = 1
   } finally {
     await runtime.dispose()
-    await admin((client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`))
+    await admin(async (client) => {
+      // pool.end() resolves before the backends have exited; FORCE would signal them (57P01) mid-exit.
+      for (let i = 0; i < 50; i++) {
+        const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [database])
+        if (rows[0]?.n === 0) break
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`)
+    })
   }
 }
 

@@ -30,6 +30,7 @@ export interface LedgerEntry extends Schema.Schema.Type<typeof LedgerRow> {}
 const UserRow = Schema.Struct({ balance: Int8, tags: Schema.Array(Schema.String) })
 const decodeEntries = Schema.decodeUnknown(Schema.Array(LedgerRow))
 const decodeUsers = Schema.decodeUnknown(Schema.Array(UserRow))
+const decodeBalances = Schema.decodeUnknown(Schema.Array(Schema.Struct({ balance: Int8 })))
 
 export interface DebitParams {
   readonly userId: string
@@ -81,16 +82,14 @@ export const serializationRetries = Metric.counter("ledger_serialization_retries
   incremental: true
 })
 
-/** First key of the two-int advisory lock space (disjoint from the one-bigint space the migrator uses). */
-export const LEDGER_LOCK_NAMESPACE = 0x4c454447
-
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER
 const HISTORY_MAX_LIMIT = 100
 
-const isRetryable = (error: unknown): boolean =>
-  error instanceof SqlError.SqlError &&
-  Predicate.hasProperty(error.cause, "code") &&
-  (error.cause.code === "40001" || error.cause.code === "40P01")
+const sqlState = (error: unknown): unknown =>
+  error instanceof SqlError.SqlError && Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
+
+const isRetryable = (error: unknown): error is SqlError.SqlError =>
+  sqlState(error) === "40001" || sqlState(error) === "40P01"
 
 const retryPolicy = Schedule.exponential("5 millis").pipe(
   Schedule.jittered,
@@ -104,24 +103,43 @@ const checkAmount = (amount: number) =>
     ? Effect.void
     : Effect.fail(new InvalidAmount({ amount, reason: "amounts are positive safe integers" }))
 
+/** What one mutation statement did. */
+type Written =
+  | { readonly _tag: "Written"; readonly entry: LedgerEntry }
+  /** Its conditional UPDATE matched no row (balance too low, user gone). */
+  | { readonly _tag: "Refused" }
+  /** Another operation holds its idempotency key, or the charge's one refund: a unique violation. */
+  | { readonly _tag: "Duplicate"; readonly error: SqlError.SqlError }
+
 /**
- * The one credit ledger. `users.balance` is the balance; every change to it is one transaction of a
- * conditional UPDATE plus an INSERT into the append-only `credit_ledger`, under a transaction-scoped
- * advisory lock on the idempotency key taken first, so a repeated key (even concurrently) waits for
- * the first, then finds its row and returns it without touching the balance.
+ * The one credit ledger. `users.balance` is the balance; every change to it is ONE statement, a
+ * conditional UPDATE of the balance and the INSERT of its `credit_ledger` row in one CTE, so it is a
+ * transaction of its own (or a savepoint inside the caller's). On its own, the user's row lock is
+ * held only while the server runs that statement, never across a client round trip.
  *
- * Every operation composes inside a caller's `sql.withTransaction` (it becomes a savepoint, so a
- * failed debit leaves the caller's transaction usable). Reserve-then-settle for jobs: charge in the
- * transaction that creates the generation row, with `withCharge` (or `transaction`), keyed by the
- * generation id; the job's terminal-failure compensation calls `refund({ chargeKey })`.
+ * The UNIQUE constraints are the idempotency authority. Each operation first reads the key; a
+ * repeat finds the first row and returns it without touching the balance. A repeat racing the
+ * first (both read nothing) is decided by the unique index: the loser's statement fails as a whole
+ * (23505), so its balance change never exists, and it returns the winner's row. The same holds for
+ * the one refund per charge (`refund_of`).
+ *
+ * Every operation composes inside a caller's `sql.withTransaction`. Reserve-then-settle for jobs:
+ * charge in the transaction that creates the generation row, with `withCharge` (or `transaction`),
+ * keyed by the generation id; the job's terminal-failure compensation calls `refund({ chargeKey })`.
  *
  * Serialization failures and deadlocks are retried here, with a jittered backoff, when the ledger
- * owns the transaction (a direct call, `transaction`, `withCharge`). Inside a transaction the caller
+ * runs the transaction (a direct call, `transaction`, `withCharge`). Inside a transaction the caller
  * opened, only the whole transaction can be retried, so the SqlError reaches the caller.
  */
 export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+
+    const inCallerTransaction = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), Option.isSome)
+
+    /** One attempt of an operation: retried whole on 40001/40P01 unless it runs in the caller's transaction. */
+    const attempt = <A, E, R>(once: (nested: boolean) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(inCallerTransaction, (nested) => nested ? once(true) : Effect.retry(once(false), retryPolicy))
 
     /**
      * Runs `effect` in a transaction: a new one, retried as a whole on 40001/40P01, or a savepoint
@@ -129,25 +147,23 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
      * or idempotent calls (an enqueue keyed by the job id, say).
      */
     const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError.SqlError, R> =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (outer) =>
-        Option.isSome(outer)
+      attempt((nested) =>
+        nested
           ? sql.withTransaction(effect)
           : sql.withTransaction(effect).pipe(
             // @effect/sql turns a failed COMMIT into a defect; a serialization failure there is still retryable.
-            Effect.catchAllDefect((defect) =>
-              isRetryable(defect) ? Effect.fail(defect as SqlError.SqlError) : Effect.die(defect)),
-            Effect.retry(retryPolicy)
+            Effect.catchAllDefect((defect) => isRetryable(defect) ? Effect.fail(defect) : Effect.die(defect))
           ))
 
     const entries = <E, R>(rows: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
       Effect.flatMap(rows, (raw) => Effect.orDie(decodeEntries(raw)))
 
-    /** Serializes every operation on these keys until the transaction ends; ordered, so two never deadlock. */
-    const lockKeys = (first: string, second?: string) =>
-      second === undefined
-        ? sql`SELECT pg_advisory_xact_lock(${LEDGER_LOCK_NAMESPACE}, hashtext(${first}))`
-        : sql`SELECT pg_advisory_xact_lock(${LEDGER_LOCK_NAMESPACE}, h)
-              FROM (SELECT DISTINCT h FROM (VALUES (hashtext(${first})), (hashtext(${second}))) AS v (h) ORDER BY h) AS ordered`
+    /** Inside the caller's transaction the statement gets a savepoint, so a unique violation leaves it usable. */
+    const write = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError>, nested: boolean) =>
+      entries(nested ? sql.withTransaction(statement) : statement).pipe(
+        Effect.map((rows): Written => rows[0] === undefined ? { _tag: "Refused" } : { _tag: "Written", entry: rows[0] }),
+        Effect.catchIf((error) => sqlState(error) === "23505", (error) => Effect.succeed<Written>({ _tag: "Duplicate", error }))
+      )
 
     /** The user, and the ledger row already holding `key` if there is one, in one round trip. */
     const findUserAndKey = (userId: string, key: string) =>
@@ -165,12 +181,6 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
         })
       )
 
-    const findUser = (userId: string) =>
-      sql`SELECT balance, tags FROM users WHERE id = ${userId}`.pipe(
-        Effect.flatMap((raw) => Effect.orDie(decodeUsers(raw))),
-        Effect.flatMap((rows) => rows[0] === undefined ? Effect.fail(new UserNotFound({ userId })) : Effect.succeed(rows[0]))
-      )
-
     /** A repeated key returns the first result, provided it names the same operation. */
     const replay = (prior: LedgerEntry, expected: { userId: string; kind: LedgerKind; delta: number }) =>
       prior.userId === expected.userId && prior.kind === expected.kind &&
@@ -180,84 +190,122 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
 
     const debit = Effect.fn("Ledger.debit")(function*(params: DebitParams) {
       yield* checkAmount(params.amount)
+      const { userId, key } = params
       const kind = params.kind ?? "usage"
-      return yield* transaction(Effect.gen(function*() {
-        yield* lockKeys(params.key)
-        const { user, prior } = yield* findUserAndKey(params.userId, params.key)
-        if (prior !== undefined) return yield* replay(prior, { userId: params.userId, kind, delta: -params.amount })
-        const charge = chargeAmount(user, params.amount, kind)
-        const [entry] = yield* entries(sql`
-          WITH moved AS (
-            UPDATE users SET balance = balance - ${charge}
-            WHERE id = ${params.userId} AND balance >= ${charge}
-            RETURNING balance
+      const expected = { userId, kind, delta: -params.amount }
+      return yield* attempt((nested) =>
+        Effect.gen(function*() {
+          const { user, prior } = yield* findUserAndKey(userId, key)
+          if (prior !== undefined) return yield* replay(prior, expected)
+          const charge = chargeAmount(user, params.amount, kind)
+          const written = yield* write(
+            sql`
+              WITH moved AS (
+                UPDATE users SET balance = balance - ${charge}
+                WHERE id = ${userId} AND balance >= ${charge}
+                RETURNING balance
+              )
+              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
+              SELECT ${userId}::uuid, ${-charge}::bigint, moved.balance, ${kind}, ${params.reason},
+                     ${params.reference ?? null}::text, ${key}
+              FROM moved
+              RETURNING *`,
+            nested
           )
-          INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
-          SELECT ${params.userId}::uuid, ${-charge}::bigint, moved.balance, ${kind}, ${params.reason},
-                 ${params.reference ?? null}::text, ${params.key}
-          FROM moved
-          RETURNING *`)
-        if (entry !== undefined) return entry
-        const current = (yield* findUser(params.userId)).balance
-        return yield* new InsufficientCredits({ message: "Insufficient credits", required: charge, current })
-      }))
+          if (written._tag === "Written") return written.entry
+          // Refused, or beaten to the key: if the key now has a row, that is the answer.
+          const now = yield* findUserAndKey(userId, key)
+          if (now.prior !== undefined) return yield* replay(now.prior, expected)
+          if (written._tag === "Duplicate") return yield* Effect.fail(written.error)
+          return yield* new InsufficientCredits({ message: "Insufficient credits", required: charge, current: now.user.balance })
+        })
+      )
     })
 
     const credit = Effect.fn("Ledger.credit")(function*(params: CreditParams) {
       yield* checkAmount(params.amount)
-      return yield* transaction(Effect.gen(function*() {
-        yield* lockKeys(params.key)
-        const { prior } = yield* findUserAndKey(params.userId, params.key)
-        if (prior !== undefined) return yield* replay(prior, { userId: params.userId, kind: params.kind, delta: params.amount })
-        const [entry] = yield* entries(sql`
-          WITH moved AS (
-            UPDATE users SET balance = balance + ${params.amount}
-            WHERE id = ${params.userId} AND balance <= ${MAX_BALANCE - params.amount}
-            RETURNING balance
+      const { userId, key } = params
+      const expected = { userId, kind: params.kind, delta: params.amount }
+      return yield* attempt((nested) =>
+        Effect.gen(function*() {
+          const { prior } = yield* findUserAndKey(userId, key)
+          if (prior !== undefined) return yield* replay(prior, expected)
+          const written = yield* write(
+            sql`
+              WITH moved AS (
+                UPDATE users SET balance = balance + ${params.amount}
+                WHERE id = ${userId} AND balance <= ${MAX_BALANCE - params.amount}
+                RETURNING balance
+              )
+              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
+              SELECT ${userId}::uuid, ${params.amount}::bigint, moved.balance, ${params.kind}, ${params.reason},
+                     ${params.reference ?? null}::text, ${key}
+              FROM moved
+              RETURNING *`,
+            nested
           )
-          INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
-          SELECT ${params.userId}::uuid, ${params.amount}::bigint, moved.balance, ${params.kind}, ${params.reason},
-                 ${params.reference ?? null}::text, ${params.key}
-          FROM moved
-          RETURNING *`)
-        if (entry !== undefined) return entry
-        return yield* new InvalidAmount({ amount: params.amount, reason: "the balance would exceed the largest safe integer" })
-      }))
+          if (written._tag === "Written") return written.entry
+          const now = yield* findUserAndKey(userId, key)
+          if (now.prior !== undefined) return yield* replay(now.prior, expected)
+          if (written._tag === "Duplicate") return yield* Effect.fail(written.error)
+          return yield* new InvalidAmount({ amount: params.amount, reason: "the balance would exceed the largest safe integer" })
+        })
+      )
     })
+
+    /** The refund already made for `chargeKey`, or the charge to refund (with its amount), or why not. */
+    const refundable = (chargeKey: string, key: string) =>
+      Effect.gen(function*() {
+        const rows = yield* entries(sql`
+          SELECT * FROM credit_ledger
+          WHERE idempotency_key IN (${chargeKey}, ${key}) OR refund_of = ${chargeKey}`)
+        const prior = rows.find((row) => row.refundOf === chargeKey)
+        if (prior !== undefined) return { prior, charge: undefined }
+        if (rows.some((row) => row.idempotencyKey === key)) return yield* new IdempotencyKeyReused({ key })
+        const charge = rows.find((row) => row.idempotencyKey === chargeKey)
+        if (charge === undefined) return yield* new ChargeNotFound({ chargeKey })
+        if (charge.kind !== "usage") return yield* new NotRefundable({ key: chargeKey, kind: charge.kind })
+        return { prior: undefined, charge }
+      })
 
     const refund = Effect.fn("Ledger.refund")(function*(params: RefundParams) {
       const { chargeKey } = params
       const key = params.key ?? `refund:${chargeKey}`
       if (key === chargeKey) return yield* new IdempotencyKeyReused({ key })
-      return yield* transaction(Effect.gen(function*() {
-        yield* lockKeys(chargeKey, key)
-        const rows = yield* entries(sql`
-          SELECT * FROM credit_ledger
-          WHERE idempotency_key IN (${chargeKey}, ${key}) OR refund_of = ${chargeKey}`)
-        const prior = rows.find((row) => row.refundOf === chargeKey)
-        if (prior !== undefined) return prior
-        if (rows.some((row) => row.idempotencyKey === key)) return yield* new IdempotencyKeyReused({ key })
-        const charge = rows.find((row) => row.idempotencyKey === chargeKey)
-        if (charge === undefined) return yield* new ChargeNotFound({ chargeKey })
-        if (charge.kind !== "usage") return yield* new NotRefundable({ key: chargeKey, kind: charge.kind })
-        // Exactly what the charge took: 0 for an enterprise charge.
-        const amount = -charge.delta
-        const [entry] = yield* entries(sql`
-          WITH moved AS (
-            UPDATE users SET balance = balance + ${amount} WHERE id = ${charge.userId} RETURNING balance
+      return yield* attempt((nested) =>
+        Effect.gen(function*() {
+          const { prior, charge } = yield* refundable(chargeKey, key)
+          if (prior !== undefined) return prior
+          // Exactly what the charge took: 0 for an enterprise charge.
+          const amount = -charge.delta
+          const written = yield* write(
+            sql`
+              WITH moved AS (
+                UPDATE users SET balance = balance + ${amount} WHERE id = ${charge.userId} RETURNING balance
+              )
+              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, refund_of)
+              SELECT ${charge.userId}::uuid, ${amount}::bigint, moved.balance, 'refund', ${params.reason},
+                     ${charge.reference}::text, ${key}, ${chargeKey}
+              FROM moved
+              RETURNING *`,
+            nested
           )
-          INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, refund_of)
-          SELECT ${charge.userId}::uuid, ${amount}::bigint, moved.balance, 'refund', ${params.reason},
-                 ${charge.reference}::text, ${key}, ${chargeKey}
-          FROM moved
-          RETURNING *`)
-        if (entry === undefined) return yield* new UserNotFound({ userId: charge.userId })
-        return entry
-      }))
+          if (written._tag === "Written") return written.entry
+          if (written._tag === "Refused") return yield* new UserNotFound({ userId: charge.userId })
+          // Another delivery refunded it first, or the key is taken.
+          const now = yield* refundable(chargeKey, key)
+          return now.prior !== undefined ? now.prior : yield* Effect.fail(written.error)
+        })
+      )
     })
 
     const balance = Effect.fn("Ledger.balance")(function*(userId: string) {
-      return (yield* findUser(userId)).balance
+      const rows = yield* sql`SELECT balance FROM users WHERE id = ${userId}`.pipe(
+        Effect.flatMap((raw) => Effect.orDie(decodeBalances(raw)))
+      )
+      const row = rows[0]
+      if (row === undefined) return yield* new UserNotFound({ userId })
+      return row.balance
     })
 
     const history = Effect.fn("Ledger.history")(function*(
