@@ -2,6 +2,7 @@ import { Duration, Effect, Either, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
 import { checkJwtSecret, shannonEntropy } from "../src/layers/productionRules.js"
+import { productionEnv } from "./support/env.js"
 import { runToExit } from "./support/spawnServer.js"
 
 const load = (env: Record<string, string>) => Effect.runSync(Effect.either(appConfigFrom(env)))
@@ -11,17 +12,7 @@ const problemsOf = (env: Record<string, string>) => {
   return result.left
 }
 
-/** A production configuration that passes every rule; each test breaks one thing. */
-const goodProduction: Record<string, string> = {
-  NODE_ENV: "production",
-  JWT_SECRET: "q8V#t2LmZ9w!Rk4sPz7YxN1c@Hd6Jf3Gb5Uv0Ea",
-  DUITKU_MERCHANT_CODE: "D18472",
-  DUITKU_API_KEY: "f3a9c0b7e2d54c1a8b6e9f0d2c4a7b1e",
-  DUITKU_CALLBACK_URL: "https://api.lumiku.com/api/payment/duitku/callback",
-  DUITKU_RETURN_URL: "https://app.lumiku.com/credits",
-  CORS_ORIGIN: "https://app.lumiku.com,https://*.lumiku.com",
-  REDIS_PASSWORD: "r3d1s-pw-Xk29qLm"
-}
+const goodProduction = productionEnv
 
 describe("configuration", () => {
   it("needs no environment at all in development, with defaults that work on this machine", () => {

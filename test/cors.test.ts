@@ -15,7 +15,7 @@ import {
 } from "../src/http/cors.js"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
-import { testEnv } from "./support/env.js"
+import { productionEnv, testEnv } from "./support/env.js"
 
 const policyOf = (origins: ReadonlyArray<string>, wildcardDepth: "one" | "any" = "one"): CorsPolicy =>
   makeCorsPolicy({ origins: Either.getOrThrow(parseOriginEntries(origins)), wildcardDepth })
@@ -188,15 +188,7 @@ describe("CORS configuration", () => {
   })
 
   it("in production, rejects plain-http origins other than the loopback", () => {
-    const production = {
-      NODE_ENV: "production",
-      JWT_SECRET: "q8V#t2LmZ9w!Rk4sPz7YxN1c@Hd6Jf3Gb5Uv0Ea",
-      DUITKU_MERCHANT_CODE: "D18472",
-      DUITKU_API_KEY: "f3a9c0b7e2d54c1a8b6e9f0d2c4a7b1e",
-      DUITKU_CALLBACK_URL: "https://api.lumiku.com/api/payment/duitku/callback",
-      DUITKU_RETURN_URL: "https://app.lumiku.com/credits",
-      REDIS_PASSWORD: "r3d1s-pw-Xk29qLm"
-    }
+    const production = productionEnv
     const problems = problemsOf({ ...production, CORS_ORIGIN: "https://app.lumiku.com,http://*.lumiku.com,http://localhost:5173" })
     expect(problems).toEqual([expect.stringMatching(/^CORS_ORIGIN entry "http:\/\/\*\.lumiku\.com" uses http:\/\//)])
   })

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, inject, it } from "vitest"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
 import { PgLive, runMigrations } from "../src/layers/DatabaseLive.js"
 import { AppConfig } from "../src/services/AppConfig.js"
+import { productionEnv } from "./support/env.js"
 
 const adminUrl = "postgres://postgres@127.0.0.1:5432/postgres"
 const freshDb = `${new URL(inject("databaseUrl")).pathname.slice(1)}_migrations`
@@ -72,16 +73,9 @@ describe("database", () => {
           yield* sql`SELECT 1`
         }).pipe(
           Effect.provide(PgLive.pipe(Layer.provide(Layer.effect(AppConfig, appConfigFrom({
-            NODE_ENV: "production",
+            ...productionEnv,
             LOG_LEVEL: "silent",
-            DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${missing}`,
-            JWT_SECRET: "q8V#t2LmZ9w!Rk4sPz7YxN1c@Hd6Jf3Gb5Uv0Ea",
-            DUITKU_MERCHANT_CODE: "D18472",
-            DUITKU_API_KEY: "f3a9c0b7e2d54c1a8b6e9f0d2c4a7b1e",
-            DUITKU_CALLBACK_URL: "https://api.lumiku.com/cb",
-            DUITKU_RETURN_URL: "https://app.lumiku.com/credits",
-            CORS_ORIGIN: "https://app.lumiku.com",
-            REDIS_PASSWORD: "r3d1s-pw-Xk29qLm"
+            DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${missing}`
           })))))
         )
       )

@@ -16,3 +16,15 @@ export const testEnv = (overrides: Record<string, string> = {}): Record<string, 
   HOST: "127.0.0.1",
   ...overrides
 })
+
+/** A production configuration that passes every rule; tests break one thing at a time. */
+export const productionEnv: Readonly<Record<string, string>> = {
+  NODE_ENV: "production",
+  JWT_SECRET: "q8V#t2LmZ9w!Rk4sPz7YxN1c@Hd6Jf3Gb5Uv0Ea",
+  DUITKU_MERCHANT_CODE: "D18472",
+  DUITKU_API_KEY: "f3a9c0b7e2d54c1a8b6e9f0d2c4a7b1e",
+  DUITKU_CALLBACK_URL: "https://api.lumiku.com/api/payment/duitku/callback",
+  DUITKU_RETURN_URL: "https://app.lumiku.com/credits",
+  CORS_ORIGIN: "https://app.lumiku.com,https://*.lumiku.com",
+  REDIS_PASSWORD: "r3d1s-pw-Xk29qLm"
+}
