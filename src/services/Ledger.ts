@@ -165,6 +165,31 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
         Effect.catchIf((error) => sqlState(error) === "23505", (error) => Effect.succeed<Written>({ _tag: "Duplicate", error }))
       )
 
+    /**
+     * One change of a balance, as one statement: the conditional update (a debit needs the funds, a
+     * credit must stay a safe integer) and its ledger row. No row comes back when the update refused.
+     */
+    const move = (change: {
+      readonly userId: string
+      readonly delta: number
+      readonly kind: LedgerKind
+      readonly reason: string
+      readonly reference: string | undefined
+      readonly key: string
+    }) =>
+      sql`
+        WITH moved AS (
+          UPDATE users SET balance = balance + ${change.delta}
+          WHERE id = ${change.userId}
+            AND ${change.delta < 0 ? sql`balance >= ${-change.delta}` : sql`balance <= ${MAX_BALANCE - change.delta}`}
+          RETURNING balance
+        )
+        INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
+        SELECT ${change.userId}::uuid, ${change.delta}::bigint, moved.balance, ${change.kind}, ${change.reason},
+               ${change.reference ?? null}::text, ${change.key}
+        FROM moved
+        RETURNING *`
+
     /** The user, and the ledger row already holding `key` if there is one, in one round trip. */
     const findUserAndKey = (userId: string, key: string) =>
       sql`
@@ -198,20 +223,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           const { user, prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
           const charge = chargeAmount(user, params.amount, kind)
-          const written = yield* write(
-            sql`
-              WITH moved AS (
-                UPDATE users SET balance = balance - ${charge}
-                WHERE id = ${userId} AND balance >= ${charge}
-                RETURNING balance
-              )
-              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
-              SELECT ${userId}::uuid, ${-charge}::bigint, moved.balance, ${kind}, ${params.reason},
-                     ${params.reference ?? null}::text, ${key}
-              FROM moved
-              RETURNING *`,
-            nested
-          )
+          const written = yield* write(move({ userId, delta: -charge, kind, reason: params.reason, reference: params.reference, key }), nested)
           if (written._tag === "Written") return written.entry
           // Refused, or beaten to the key: if the key now has a row, that is the answer.
           const now = yield* findUserAndKey(userId, key)
@@ -231,17 +243,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           const { prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
           const written = yield* write(
-            sql`
-              WITH moved AS (
-                UPDATE users SET balance = balance + ${params.amount}
-                WHERE id = ${userId} AND balance <= ${MAX_BALANCE - params.amount}
-                RETURNING balance
-              )
-              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
-              SELECT ${userId}::uuid, ${params.amount}::bigint, moved.balance, ${params.kind}, ${params.reason},
-                     ${params.reference ?? null}::text, ${key}
-              FROM moved
-              RETURNING *`,
+            move({ userId, delta: params.amount, kind: params.kind, reason: params.reason, reference: params.reference, key }),
             nested
           )
           if (written._tag === "Written") return written.entry
