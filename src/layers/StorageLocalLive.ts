@@ -8,6 +8,7 @@ import { AppConfig } from "../services/AppConfig.js"
 import {
   describeStorageCause,
   makeHealthCheck,
+  READ_CHUNK_BYTES,
   type PutOptions,
   Storage,
   StorageError,
@@ -18,7 +19,6 @@ import {
 
 const TEMP_PREFIX = ".tmp-"
 const STALE_TEMP_AGE_MS = 60 * 60 * 1000
-const READ_CHUNK_BYTES = 64 * 1024
 
 const errnoCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined

@@ -1,6 +1,7 @@
 import { Effect, Layer, Stream } from "effect"
 import {
   makeHealthCheck,
+  READ_CHUNK_BYTES,
   type PutOptions,
   Storage,
   StorageError,
@@ -14,7 +15,6 @@ interface MemoryObject {
   readonly modifiedAt: Date
 }
 
-const READ_CHUNK_BYTES = 64 * 1024
 
 function* slices(bytes: Uint8Array) {
   for (let offset = 0; offset < bytes.byteLength; offset += READ_CHUNK_BYTES) {

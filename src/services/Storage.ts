@@ -80,6 +80,9 @@ export interface StorageShape {
 
 export class Storage extends Context.Tag("app/Storage")<Storage, StorageShape>() {}
 
+/** Chunk size of streamed reads, the same for every backend. */
+export const READ_CHUNK_BYTES = 64 * 1024
+
 export const MAX_KEY_LENGTH = 512
 export const MAX_KEY_SEGMENTS = 16
 /** NAME_MAX of common filesystems, so a valid key is storable by every backend. */
