@@ -26,7 +26,14 @@ const RedisSwitch = Layer.succeed(Redis, Redis.of({
 }))
 
 const FfmpegStub = Layer.succeed(Ffmpeg, Ffmpeg.of({
-  info: { ffmpegPath: "/bin/sh", ffprobePath: "/bin/sh", ffmpegVersion: "test", ffprobeVersion: "test" },
+  info: {
+    ffmpegPath: "/bin/sh",
+    ffprobePath: "/bin/sh",
+    ffmpegVersion: "test",
+    ffprobeVersion: "test",
+    ffmpegSource: "configured",
+    ffprobeSource: "configured"
+  },
   probe: () => Effect.die("not used"),
   run: () => Effect.die("not used"),
   tempDir: Effect.die("not used")

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { constants as fsConstants } from "node:fs"
+import { createRequire } from "node:module"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -7,6 +8,7 @@ import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, ParseResult, Ru
 import FluentFfmpeg, { type FfmpegCommand } from "fluent-ffmpeg"
 import { AppConfig } from "../services/AppConfig.js"
 import {
+  type BinarySource,
   Ffmpeg,
   FfmpegError,
   type FfmpegInfo,
@@ -496,15 +498,50 @@ const searchPath = (name: string): Effect.Effect<Option.Option<string>> =>
 const notFound = (detail: string, extra?: Partial<Pick<FfmpegError, "exitCode" | "signal" | "stderrTail">>) =>
   new FfmpegError({ reason: "not-found", detail, ...extra })
 
-const resolveBinary = (name: string, variable: string, configured: Option.Option<string>) =>
+/** npm packages that carry the binary in the registry package itself (installed by `npm ci` as optional dependencies). */
+const BUNDLED_PACKAGES = { ffmpeg: "@ffmpeg-installer/ffmpeg", ffprobe: "@ffprobe-installer/ffprobe" } as const
+
+const requireFromHere = createRequire(import.meta.url)
+
+/** The bundled binary's path, or none when its package is not installed or has no build for this platform. */
+const bundledBinary = (name: BinaryName): Effect.Effect<Option.Option<string>> =>
+  Effect.suspend(() => {
+    try {
+      // The package's index throws (a string, for ffmpeg-installer) on an unsupported platform or a missing binary.
+      const { path: file } = requireFromHere(BUNDLED_PACKAGES[name]) as { readonly path: string }
+      return isExecutableFile(file).pipe(Effect.map((ok) => (ok ? Option.some(file) : Option.none())))
+    } catch {
+      return Effect.succeed(Option.none())
+    }
+  })
+
+type BinaryName = keyof typeof BUNDLED_PACKAGES
+
+export interface ResolvedBinary {
+  readonly path: string
+  readonly source: BinarySource
+}
+
+/** FFMPEG_PATH / FFPROBE_PATH, then PATH, then the binary an npm package bundled. */
+export const resolveBinary = (name: BinaryName, variable: string, configured: Option.Option<string>) =>
   Option.match(configured, {
     onNone: () =>
-      searchPath(name).pipe(Effect.flatMap(Option.match({
-        onNone: () => Effect.fail(notFound(`${name} was not found on PATH; install it or set ${variable}`)),
-        onSome: Effect.succeed
-      }))),
+      searchPath(name).pipe(
+        Effect.map(Option.map((file): ResolvedBinary => ({ path: file, source: "path" }))),
+        Effect.flatMap(Option.match({
+          onSome: Effect.succeed,
+          onNone: () =>
+            bundledBinary(name).pipe(Effect.flatMap(Option.match({
+              onSome: (file) => Effect.succeed<ResolvedBinary>({ path: file, source: "bundled" }),
+              onNone: () =>
+                Effect.fail(notFound(
+                  `${name} was not found on PATH nor in ${BUNDLED_PACKAGES[name]}; install it or set ${variable}`
+                ))
+            })))
+        }))
+      ),
     onSome: (value) =>
-      value.includes(path.sep)
+      (value.includes(path.sep)
         ? isExecutableFile(path.resolve(value)).pipe(Effect.flatMap((ok) =>
           ok
             ? Effect.succeed(path.resolve(value))
@@ -513,7 +550,7 @@ const resolveBinary = (name: string, variable: string, configured: Option.Option
         : searchPath(value).pipe(Effect.flatMap(Option.match({
           onNone: () => Effect.fail(notFound(`${variable}=${value} was not found on PATH`)),
           onSome: Effect.succeed
-        })))
+        })))).pipe(Effect.map((file): ResolvedBinary => ({ path: file, source: "configured" })))
   })
 
 /** "ffmpeg version 5.1.9-0+deb12u1 Copyright (c) ..." -> "5.1.9-0+deb12u1" */
@@ -537,7 +574,7 @@ const readVersion = (name: string, file: string, variable: string) =>
   )
 
 /**
- * Resolves ffmpeg and ffprobe (FFMPEG_PATH / FFPROBE_PATH, else PATH) and checks that both run; construction
+ * Resolves ffmpeg and ffprobe (FFMPEG_PATH / FFPROBE_PATH, else PATH, else the npm-bundled builds) and checks that both run; construction
  * fails with reason "not-found" otherwise. Owns no long-lived resource: each probe/run owns its child process
  * and kills it on interruption or timeout, and each `tempDir` is removed when its scope closes.
  */
@@ -545,15 +582,29 @@ export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.eff
   Ffmpeg,
   Effect.gen(function*() {
     const config = (yield* AppConfig).ffmpeg
-    const [ffmpegPath, ffprobePath] = yield* Effect.all([
+    const [ffmpeg, ffprobe] = yield* Effect.all([
       resolveBinary("ffmpeg", "FFMPEG_PATH", config.ffmpegPath),
       resolveBinary("ffprobe", "FFPROBE_PATH", config.ffprobePath)
     ])
+    const ffmpegPath = ffmpeg.path
+    const ffprobePath = ffprobe.path
     const [ffmpegVersion, ffprobeVersion] = yield* Effect.all([
       readVersion("ffmpeg", ffmpegPath, "FFMPEG_PATH"),
       readVersion("ffprobe", ffprobePath, "FFPROBE_PATH")
     ], { concurrency: 2 })
     yield* Effect.logInfo("ffmpeg ready", { ffmpegPath, ffmpegVersion, ffprobePath, ffprobeVersion })
-    return make({ ffmpegPath, ffmpegVersion, ffprobePath, ffprobeVersion }, config.timeout)
+    for (const [name, binary, version] of [["ffmpeg", ffmpeg, ffmpegVersion], ["ffprobe", ffprobe, ffprobeVersion]] as const) {
+      if (binary.source === "bundled") {
+        yield* Effect.logWarning(`using the ${name} bundled with npm (${binary.path}, version ${version}); it is an old static build, install the system's ${name} or set ${name === "ffmpeg" ? "FFMPEG_PATH" : "FFPROBE_PATH"} for production`)
+      }
+    }
+    return make({
+      ffmpegPath,
+      ffmpegVersion,
+      ffmpegSource: ffmpeg.source,
+      ffprobePath,
+      ffprobeVersion,
+      ffprobeSource: ffprobe.source
+    }, config.timeout)
   })
 )

@@ -47,11 +47,16 @@ export interface RunOptions {
   readonly durationSeconds?: number
 }
 
+/** Where a binary was found: FFMPEG_PATH/FFPROBE_PATH, the PATH, or the build an npm package bundles. */
+export type BinarySource = "configured" | "path" | "bundled"
+
 export interface FfmpegInfo {
   readonly ffmpegPath: string
   readonly ffprobePath: string
   readonly ffmpegVersion: string
   readonly ffprobeVersion: string
+  readonly ffmpegSource: BinarySource
+  readonly ffprobeSource: BinarySource
 }
 
 export interface FfmpegShape {
