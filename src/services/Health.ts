@@ -25,8 +25,18 @@ export interface ReadinessReport {
 
 export interface DetailedReport {
   readonly healthy: boolean
+  /** Everything, for an administrator: versions, environment, memory, ffmpeg and queue details. */
   readonly body: Record<string, unknown>
+  /** What anyone may see: the status, each check's status, latency and client-safe error, and the time. */
+  readonly publicBody: Record<string, unknown>
 }
+
+/** A check without its details (versions, paths, queue counts): only status, latency and a client-safe error. */
+const publicCheck = (check: CheckResult): CheckResult => ({
+  status: check.status,
+  latencyMs: check.latencyMs,
+  ...(check.error === undefined ? {} : { error: check.error })
+})
 
 const reasonOf = (error: unknown): string => {
   if (typeof error === "object" && error !== null) {
@@ -136,14 +146,21 @@ export class Health extends Effect.Service<Health>()("app/Health", {
         { concurrency: "unbounded" }
       )
       const healthy = Object.values(checks).every((c) => c.status === "up")
+      const status = healthy ? "healthy" : "unhealthy"
+      const timestamp = new Date().toISOString()
       return {
         healthy,
+        publicBody: {
+          status,
+          timestamp,
+          checks: Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, publicCheck(check)]))
+        },
         body: {
-          status: healthy ? "healthy" : "unhealthy",
+          status,
           phase: lifecycle.phase(),
           version: config.version,
           environment: config.env,
-          timestamp: new Date().toISOString(),
+          timestamp,
           uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
           responseTimeMs: Math.round((performance.now() - start) * 100) / 100,
           checks,
