@@ -22,7 +22,7 @@ const makeFixture = (file: string, seconds = 2) =>
   Effect.gen(function*() {
     const { info } = yield* Ffmpeg
     yield* Effect.promise(() =>
-      run(info.ffmpegPath, [
+      run(info.ffmpegPath!, [
         "-v", "error",
         "-f", "lavfi", "-i", `testsrc=duration=${seconds}:size=160x120:rate=25`,
         "-f", "lavfi", "-i", `sine=frequency=440:duration=${seconds}`,
@@ -85,10 +85,10 @@ layer(FfmpegTest, { timeout: "60 seconds", excludeTestServices: true })("Ffmpeg"
     Effect.gen(function*() {
       const { info } = yield* Ffmpeg
       const firstLine = (file: string) => execFileSync(file, ["-version"], { encoding: "utf8" }).split("\n")[0]
-      expect(path.isAbsolute(info.ffmpegPath)).toBe(true)
+      expect(path.isAbsolute(info.ffmpegPath!)).toBe(true)
       expect(path.basename(info.ffprobePath)).toBe("ffprobe")
-      expect(info.ffmpegVersion.length).toBeGreaterThan(0)
-      expect(firstLine(info.ffmpegPath)).toContain(`ffmpeg version ${info.ffmpegVersion} `)
+      expect(info.ffmpegVersion!.length).toBeGreaterThan(0)
+      expect(firstLine(info.ffmpegPath!)).toContain(`ffmpeg version ${info.ffmpegVersion} `)
       expect(firstLine(info.ffprobePath)).toContain(`ffprobe version ${info.ffprobeVersion} `)
     }))
 

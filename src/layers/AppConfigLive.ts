@@ -143,6 +143,7 @@ const readers = {
   storageDir: Config.string("STORAGE_DIR").pipe(Config.withDefault("./data/storage")),
   ffmpegPath: optionalString("FFMPEG_PATH"),
   ffprobePath: optionalString("FFPROBE_PATH"),
+  ffmpegBundled: Config.boolean("FFMPEG_BUNDLED").pipe(Config.withDefault(true)),
   ffmpegTimeout: duration("FFMPEG_TIMEOUT", "10 minutes"),
   jwtSecret: optionalSecret("JWT_SECRET"),
   duitkuMerchantCode: optionalSecret("DUITKU_MERCHANT_CODE"),
@@ -312,7 +313,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
       commandTimeout: v.redisCommandTimeout
     },
     storage: { dir: path.resolve(v.storageDir) },
-    ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, timeout: v.ffmpegTimeout },
+    ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, bundled: v.ffmpegBundled, timeout: v.ffmpegTimeout },
     auth: {
       jwtSecret,
       jwtSecretGenerated: Option.isNone(v.jwtSecret),
