@@ -615,7 +615,7 @@ const readCapabilityList = (file: string, kind: "filters" | "encoders") =>
       duration: VERSION_TIMEOUT,
       onTimeout: () => new FfmpegTimeout({ operation: "version", timeout: VERSION_TIMEOUT })
     }),
-    Effect.mapError((error) => notFound(`ffmpeg (${file}) could not list its ${kind}: ${error.message}`)),
+    Effect.mapError((error) => notFound(`ffmpeg (${file}) could not list its ${kind}: ${error.message}; check FFMPEG_PATH`)),
     Effect.flatMap((out) => {
       const names = parseCapabilityList(out.stdout, kind)
       return out.exitCode === 0 && names.size > 0
@@ -643,10 +643,9 @@ const NO_CAPABILITIES: Capabilities = { filters: new Set(), encoders: new Set() 
 const loadFfmpeg = (configured: Option.Option<string>, allowBundled: boolean) =>
   Effect.gen(function*() {
     const binary = yield* resolveBinary("ffmpeg", "FFMPEG_PATH", configured, allowBundled)
-    const [version, capabilities] = yield* Effect.all([
-      readVersion("ffmpeg", binary.path, "FFMPEG_PATH"),
-      readCapabilities(binary.path)
-    ], { concurrency: 2 })
+    // -version first: its failure names the binary and the variable best
+    const version = yield* readVersion("ffmpeg", binary.path, "FFMPEG_PATH")
+    const capabilities = yield* readCapabilities(binary.path)
     return { binary, version, capabilities }
   })
 
