@@ -620,7 +620,7 @@ const readCapabilityList = (file: string, kind: "filters" | "encoders") =>
       const names = parseCapabilityList(out.stdout, kind)
       return out.exitCode === 0 && names.size > 0
         ? Effect.succeed(names)
-        : Effect.fail(notFound(`ffmpeg (${file}) could not list its ${kind}`, {
+        : Effect.fail(notFound(`ffmpeg (${file}) could not list its ${kind}; check FFMPEG_PATH`, {
           exitCode: out.exitCode ?? undefined,
           stderrTail: out.stderrTail
         }))
