@@ -354,7 +354,7 @@ interface Capabilities {
 }
 
 const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Duration.Duration): FfmpegShape => {
-  const require = Effect.fn("Ffmpeg.require")(function*(names: ReadonlyArray<string>) {
+  const requireCapabilities = Effect.fn("Ffmpeg.require")(function*(names: ReadonlyArray<string>) {
     if (info.ffmpegPath === undefined) {
       return yield* new FfmpegUnsupported({ missing: names, ffmpegVersion: undefined })
     }
@@ -486,7 +486,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
       )
   ).pipe(Effect.withSpan("Ffmpeg.tempDir"))
 
-  return { info, probe, run, require, tempDir }
+  return { info, probe, run, require: requireCapabilities, tempDir }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
