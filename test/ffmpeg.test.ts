@@ -21,7 +21,7 @@ import {
   REQUIRED_CAPABILITIES
 } from "../src/services/Ffmpeg.js"
 import { testEnv } from "./support/env.js"
-import { spawnServer } from "./support/spawnServer.js"
+import { runToExit, spawnServer } from "./support/spawnServer.js"
 
 const run = promisify(execFile)
 
@@ -446,6 +446,13 @@ describe("without ffmpeg or ffprobe on the PATH", () => {
         expect(error.message).toMatch(env.FFMPEG_PATH !== undefined ? /FFMPEG_PATH=\/nonexistent/ : /(ffmpeg|ffprobe) was not found on PATH \(FFMPEG_BUNDLED=false\)/)
       }
     }))
+
+  it("ROLE=api with an FFMPEG_PATH that does not exist exits 1 before listening, naming the variable", async () => {
+    const { code, output } = await runToExit(testEnv({ PATH: bin, ROLE: "api", FFMPEG_PATH: "/nonexistent/ffmpeg" }))
+    expect(code).toBe(1)
+    expect(output).toContain("FFMPEG_PATH=/nonexistent/ffmpeg")
+    expect(output).not.toContain("listening")
+  }, 30_000)
 
   const adminToken = "ffmpeg-test-admin-token-0123456789abcdefghij"
   const detailed = (url: string) =>
