@@ -289,6 +289,7 @@ describe("a job needing an ffmpeg capability this build lacks", () => {
     expect(letter.lastError.message).toContain("ffmpeg lacks xfade, which the job needs")
     expect(starts.get("xfade-1")).toHaveLength(1)
     expect(rendered).toEqual([])
-    expect(compensations.get("xfade-1")).toBe(1)
+    // compensation runs right after the dead letter is written
+    expect(await eventually(async () => compensations.get("xfade-1"), 5_000, "compensation")).toBe(1)
   }, 20_000)
 })
