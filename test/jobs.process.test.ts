@@ -37,6 +37,9 @@ describe("workers as processes", () => {
     // The detailed report shows each queue's counts, to an administrator.
     const report = (await fetch(server.url("/health"), { headers: { authorization: `Bearer ${adminToken}` } }).then((r) => r.json())) as { checks: Record<string, any> }
     expect(report.checks["queues"]).toMatchObject({ status: "up", counts: { "slow-test": { active: 3, waiting: 10, deadLettered: 0 } } })
+    // and to nobody else: the public view keeps the check's status and latency only
+    const anonymous = (await fetch(server.url("/health")).then((r) => r.json())) as { checks: Record<string, any> }
+    expect(Object.keys(anonymous.checks["queues"]).sort()).toEqual(["latencyMs", "status"])
     server.child.kill("SIGTERM")
     const exit = await server.exited
     expect(exit.code).toBe(0)
