@@ -1,6 +1,7 @@
 import { Duration, Effect, Either, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
+import { makeClientAddressResolver } from "../src/http/clientAddress.js"
 import { checkJwtSecret, shannonEntropy } from "../src/layers/productionRules.js"
 import { productionEnv } from "./support/env.js"
 import { runToExit } from "./support/spawnServer.js"
@@ -93,6 +94,37 @@ describe("configuration", () => {
     expect(shannonEntropy("abcd")).toBe(2)
     expect(checkJwtSecret("JWT_SECRET", goodProduction["JWT_SECRET"]!)).toEqual([])
   })
+
+  it("accepts TRUSTED_PROXIES addresses and CIDRs, IPv4 and IPv6", () => {
+    const config = Either.getOrThrow(load({ TRUSTED_PROXIES: "10.0.0.1, 10.0.0.0/8,192.168.1.0/24, ::1, fd00::/8" }))
+    expect(config.http.trustedProxies).toEqual(["10.0.0.1", "10.0.0.0/8", "192.168.1.0/24", "::1", "fd00::/8"])
+    const resolver = makeClientAddressResolver(config.http.trustedProxies)
+    expect(resolver.resolve("10.1.2.3", "203.0.113.9")).toBe("203.0.113.9")
+    expect(resolver.resolve("203.0.113.50", "198.51.100.1")).toBe("203.0.113.50")
+  })
+
+  it("rejects every malformed TRUSTED_PROXIES entry at once, naming the variable and each entry", () => {
+    const bad = ["10.0.0.1/", "/abc", "10.0.0.0/33", "fd00::/129", "10.0.0.0/8/8", "10.0.0.0/-1", "10.0.0.0/ 8", "10.0.0.0/0x8", "proxy.internal", "10.0.0.256"]
+    const error = problemsOf({ TRUSTED_PROXIES: ["10.0.0.2", ...bad].join(","), PORT: "eighty" })
+    expect(error.problems.filter((p) => p.includes("TRUSTED_PROXIES"))).toHaveLength(bad.length)
+    for (const entry of bad) expect(error.message).toContain(JSON.stringify(entry.trim()))
+    expect(error.message).not.toContain("\"10.0.0.2\"")
+    expect(error.message).toContain("PORT")
+  })
+
+  it("a trailing slash no longer trusts every address", () => {
+    // before: "10.0.0.1/" became 10.0.0.1/0, so any peer could set X-Forwarded-For
+    expect(Either.isLeft(load({ TRUSTED_PROXIES: "10.0.0.1/" }))).toBe(true)
+    expect(() => makeClientAddressResolver(["10.0.0.1/"])).toThrow(/TRUSTED_PROXIES/)
+  })
+
+  it("a bad TRUSTED_PROXIES exits 1 before listening", async () => {
+    const { code, output } = await runToExit({ TRUSTED_PROXIES: "/abc" })
+    expect(code).toBe(1)
+    expect(output).toContain("TRUSTED_PROXIES")
+    expect(output).toContain("Invalid configuration")
+    expect(output).not.toContain("listening")
+  }, 20_000)
 
   it("a bad configuration exits 1 before listening, with one message naming each variable and no secret value", async () => {
     const leakedSecret = "admin-password-12345678"

@@ -1,16 +1,27 @@
 import { execFile, execFileSync } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs"
+import { createRequire } from "node:module"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Ref } from "effect"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Ref } from "effect"
 import type { FfmpegCommand } from "fluent-ffmpeg"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
-import { FfmpegLive } from "../src/layers/FfmpegLive.js"
+import { FfmpegLive, parseCapabilityList } from "../src/layers/FfmpegLive.js"
 import { AppConfig } from "../src/services/AppConfig.js"
-import { Ffmpeg, FfmpegError, type FfmpegErrorReason, type FfmpegProgress, fileArg } from "../src/services/Ffmpeg.js"
+import {
+  Ffmpeg,
+  FfmpegError,
+  type FfmpegErrorReason,
+  type FfmpegProgress,
+  FfmpegUnsupported,
+  fileArg,
+  REQUIRED_CAPABILITIES
+} from "../src/services/Ffmpeg.js"
+import { testEnv } from "./support/env.js"
+import { runToExit, spawnServer } from "./support/spawnServer.js"
 
 const run = promisify(execFile)
 
@@ -22,7 +33,7 @@ const makeFixture = (file: string, seconds = 2) =>
   Effect.gen(function*() {
     const { info } = yield* Ffmpeg
     yield* Effect.promise(() =>
-      run(info.ffmpegPath, [
+      run(info.ffmpegPath!, [
         "-v", "error",
         "-f", "lavfi", "-i", `testsrc=duration=${seconds}:size=160x120:rate=25`,
         "-f", "lavfi", "-i", `sine=frequency=440:duration=${seconds}`,
@@ -85,10 +96,10 @@ layer(FfmpegTest, { timeout: "60 seconds", excludeTestServices: true })("Ffmpeg"
     Effect.gen(function*() {
       const { info } = yield* Ffmpeg
       const firstLine = (file: string) => execFileSync(file, ["-version"], { encoding: "utf8" }).split("\n")[0]
-      expect(path.isAbsolute(info.ffmpegPath)).toBe(true)
+      expect(path.isAbsolute(info.ffmpegPath!)).toBe(true)
       expect(path.basename(info.ffprobePath)).toBe("ffprobe")
-      expect(info.ffmpegVersion.length).toBeGreaterThan(0)
-      expect(firstLine(info.ffmpegPath)).toContain(`ffmpeg version ${info.ffmpegVersion} `)
+      expect(info.ffmpegVersion!.length).toBeGreaterThan(0)
+      expect(firstLine(info.ffmpegPath!)).toContain(`ffmpeg version ${info.ffmpegVersion} `)
       expect(firstLine(info.ffprobePath)).toContain(`ffprobe version ${info.ffprobeVersion} `)
     }))
 
@@ -308,4 +319,184 @@ describe("FfmpegLive construction", () => {
       const error = expectFfmpegError(yield* build({ FFMPEG_PATH: "/bin/true" }), "not-found")
       expect(error.message).toContain("FFMPEG_PATH")
     }))
+})
+
+describe("capabilities", () => {
+  it("parses ffmpeg's filter and encoder lists, old and new layouts", () => {
+    const filters = [
+      "Filters:",
+      "  T.. = Timeline support",
+      "  | = Source or sink filter",
+      " ... acrossfade        AA->A      Cross fade two input audio streams.",
+      " ..C concat            N->N       Concatenate audio and video streams.",
+      " TSC xfade             VV->V      Cross fade one video with another video.",
+      " ... anullsrc          |->A       Null audio source, return empty audio frames."
+    ].join("\n")
+    expect([...parseCapabilityList(filters, "filters")].sort()).toEqual(["acrossfade", "anullsrc", "concat", "xfade"])
+    const encoders = [
+      "Encoders:",
+      " V..... = Video",
+      " A..... = Audio",
+      " ------",
+      " V....D libx264              libx264 H.264 / AVC (codec h264)",
+      " A....D aac                  AAC (Advanced Audio Coding)"
+    ].join("\n")
+    expect([...parseCapabilityList(encoders, "encoders")].sort()).toEqual(["aac", "libx264"])
+  })
+
+  it.live("info.missing agrees with the binary's own lists; require accepts what it has and refuses what it lacks", () =>
+    Effect.gen(function*() {
+      const ffmpeg = yield* Ffmpeg
+      const list = (kind: string) => execFileSync(ffmpeg.info.ffmpegPath!, ["-hide_banner", `-${kind}`], { encoding: "utf8" })
+      const has = (text: string, name: string) => new RegExp(`^ \\S{3,6} ${name} `, "m").test(text)
+      const [filters, encoders] = [list("filters"), list("encoders")]
+      const expected = [
+        ...REQUIRED_CAPABILITIES.encoders.filter((name) => !has(encoders, name)),
+        ...REQUIRED_CAPABILITIES.filters.filter((name) => !has(filters, name))
+      ]
+      expect(ffmpeg.info.missing).toEqual(expected)
+      expect(ffmpeg.info.missing).not.toContain("libx264")
+      yield* ffmpeg.require(["libx264", "aac", "concat", "scale", "acrossfade"])
+      const error = yield* Effect.flip(ffmpeg.require(["concat", "no-such-filter-in-any-build", "xfade"]))
+      expect(error).toBeInstanceOf(FfmpegUnsupported)
+      expect(error.missing).toEqual(["no-such-filter-in-any-build", ...(has(filters, "xfade") ? [] : ["xfade"])])
+      expect(error.message).toContain("no-such-filter-in-any-build")
+      expect(error.message).toContain(ffmpeg.info.ffmpegVersion)
+    }).pipe(Effect.provide(FfmpegTest)))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// a machine without ffmpeg: only the npm-bundled binaries (on CI too, where Debian's ffmpeg is on the PATH)
+
+const requireHere = createRequire(import.meta.url)
+const bundledFfmpeg = (requireHere("@ffmpeg-installer/ffmpeg") as { path: string }).path
+const bundledFfprobe = (requireHere("@ffprobe-installer/ffprobe") as { path: string }).path
+
+describe("without ffmpeg or ffprobe on the PATH", () => {
+  // a PATH with node and nothing else
+  const bin = mkdtempSync(path.join(os.tmpdir(), "lumiku-node-only-"))
+  symlinkSync(process.execPath, path.join(bin, "node"))
+  afterAll(() => rmSync(bin, { recursive: true, force: true }))
+
+  /** The rest of the scope runs with PATH=bin (the layer reads PATH when it is built). */
+  const nodeOnlyPath = Effect.acquireRelease(
+    Effect.sync(() => {
+      const previous = process.env["PATH"]
+      process.env["PATH"] = bin
+      return previous
+    }),
+    (previous) => Effect.sync(() => void (process.env["PATH"] = previous))
+  )
+  const build = (env: Record<string, string>) =>
+    Effect.zipRight(nodeOnlyPath, Layer.build(FfmpegLive.pipe(Layer.provide(configWith(env)))))
+
+  it.scoped("the bundled ffmpeg and ffprobe are found, probe and encode", () =>
+    Effect.gen(function*() {
+      const context = yield* build({})
+      const ffmpeg = Context.get(context, Ffmpeg)
+      expect(ffmpeg.info).toMatchObject({
+        ffmpegPath: bundledFfmpeg,
+        ffmpegSource: "bundled",
+        ffprobePath: bundledFfprobe,
+        ffprobeSource: "bundled"
+      })
+      const output = path.join(yield* ffmpeg.tempDir, "encoded.mp4")
+      yield* ffmpeg.run((command) =>
+        command
+          .input("testsrc=duration=1:size=160x120:rate=25").inputFormat("lavfi")
+          .input("sine=frequency=440:duration=1").inputFormat("lavfi")
+          .output(fileArg(output)).videoCodec("libx264").audioCodec("aac")
+          .outputOptions("-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest")
+      )
+      const probed = yield* ffmpeg.probe(output)
+      expect(probed.durationSeconds).toBeGreaterThan(0.9)
+      expect(probed.streams.map((s) => s.codecName).sort()).toEqual(["aac", "h264"])
+    }), { timeout: 60_000 })
+
+  it.scoped("ROLE=api without any ffmpeg starts on ffprobe alone: probe works, run and require refuse", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(path.join(os.tmpdir(), "lumiku-api-role-"))),
+        (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+      )
+      const clip = path.join(dir, "clip.mp4")
+      yield* Effect.promise(() =>
+        run(bundledFfmpeg, ["-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-y", clip])
+      )
+      const context = yield* build({ ROLE: "api", FFMPEG_BUNDLED: "false", FFPROBE_PATH: bundledFfprobe })
+      const ffmpeg = Context.get(context, Ffmpeg)
+      expect(ffmpeg.info).toMatchObject({ ffmpegPath: undefined, ffprobeSource: "configured", missing: [] })
+      expect((yield* ffmpeg.probe(clip)).durationSeconds).toBeGreaterThan(0.9)
+      const refused = yield* Effect.flip(ffmpeg.run((command) => command.input(fileArg(clip)).output(fileArg(path.join(dir, "o.mp4")))))
+      expect(refused).toBeInstanceOf(FfmpegUnsupported)
+      expect(refused.message).toContain("ROLE=api")
+      expect(yield* Effect.flip(ffmpeg.require(["libx264"]))).toBeInstanceOf(FfmpegUnsupported)
+    }), { timeout: 60_000 })
+
+  it.scoped("other roles, and ROLE=api with an FFMPEG_PATH that does not exist, still refuse to start", () =>
+    Effect.gen(function*() {
+      for (const env of [
+        { ROLE: "all", FFMPEG_BUNDLED: "false", FFPROBE_PATH: bundledFfprobe },
+        { ROLE: "worker", FFMPEG_BUNDLED: "false", FFPROBE_PATH: bundledFfprobe },
+        { ROLE: "api", FFMPEG_PATH: "/nonexistent/ffmpeg" },
+        // ffprobe is needed by every role
+        { ROLE: "api", FFMPEG_BUNDLED: "false" }
+      ]) {
+        const error = expectFfmpegError(yield* Effect.flip(Effect.scoped(build(env))), "not-found")
+        expect(error.message).toMatch(env.FFMPEG_PATH !== undefined ? /FFMPEG_PATH=\/nonexistent/ : /(ffmpeg|ffprobe) was not found on PATH \(FFMPEG_BUNDLED=false\)/)
+      }
+    }))
+
+  it("ROLE=api with an FFMPEG_PATH that does not exist exits 1 before listening, naming the variable", async () => {
+    const { code, output } = await runToExit(testEnv({ PATH: bin, ROLE: "api", FFMPEG_PATH: "/nonexistent/ffmpeg" }))
+    expect(code).toBe(1)
+    expect(output).toContain("FFMPEG_PATH=/nonexistent/ffmpeg")
+    expect(output).not.toContain("listening")
+  }, 30_000)
+
+  const adminToken = "ffmpeg-test-admin-token-0123456789abcdefghij"
+  const detailed = (url: string) =>
+    fetch(url, { headers: { authorization: `Bearer ${adminToken}` } }).then(async (r) => ({
+      status: r.status,
+      body: (await r.json()) as { status: string; checks: Record<string, Record<string, any>> }
+    }))
+
+  it("a server started with that PATH and no FFMPEG_PATH serves; /health shows the bundled binaries and what they lack", async () => {
+    const server = await spawnServer(testEnv({ PATH: bin, ADMIN_TOKEN: adminToken }))
+    try {
+      const report = await detailed(server.url("/health"))
+      expect(report.status).toBe(200)
+      expect(report.body.status).toBe("healthy")
+      expect(report.body.checks["ffmpeg"]).toMatchObject({
+        status: "up",
+        available: true,
+        source: "bundled",
+        path: bundledFfmpeg,
+        ffprobe: { source: "bundled", path: bundledFfprobe }
+      })
+      // the bundled build is ffmpeg 4.1, older than xfade (4.3): reported, without making the report unhealthy
+      expect(report.body.checks["ffmpeg"]!["missing"]).toContain("xfade")
+      const messages = server.logs().map((l) => String(l["msg"]))
+      expect(messages.some((m) => m.startsWith("using the ffmpeg bundled with npm"))).toBe(true)
+      expect(messages.some((m) => m.startsWith("using the ffprobe bundled with npm"))).toBe(true)
+      expect(messages.some((m) => m.includes("lacks") && m.includes("xfade"))).toBe(true)
+    } finally {
+      server.child.kill("SIGTERM")
+      await server.exited
+    }
+  }, 40_000)
+
+  it("ROLE=api with no ffmpeg at all serves; /health shows ffmpeg as not available for this role, and stays healthy", async () => {
+    const server = await spawnServer(testEnv({ PATH: bin, ROLE: "api", FFMPEG_BUNDLED: "false", FFPROBE_PATH: bundledFfprobe, ADMIN_TOKEN: adminToken }))
+    try {
+      const report = await detailed(server.url("/api/health"))
+      expect(report.status).toBe(200)
+      expect(report.body.status).toBe("healthy")
+      expect(report.body.checks["ffmpeg"]).toMatchObject({ status: "up", available: false, ffprobe: { path: bundledFfprobe } })
+      expect(report.body.checks["ffmpeg"]!["note"]).toContain("ROLE=api")
+    } finally {
+      server.child.kill("SIGTERM")
+      await server.exited
+    }
+  }, 40_000)
 })

@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { randomUUID } from "node:crypto"
+import pg from "pg"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { type InProcessApp, startApp, waitUntil } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
 import { PrivateRedis } from "./support/redisServer.js"
@@ -7,6 +9,8 @@ import { startHangingServer, TcpProxy } from "./support/tcpProxy.js"
 const status = (url: string) => fetch(url).then((r) => r.status)
 const json = (url: string, init?: RequestInit) =>
   fetch(url, init).then(async (r) => ({ status: r.status, headers: r.headers, body: (await r.json()) as Record<string, any> }))
+
+const ADMIN_TOKEN = "health-admin-token-0123456789abcdefghijklmnop"
 
 describe("health probes against dependencies that fail and come back", () => {
   let redis: PrivateRedis
@@ -87,7 +91,7 @@ describe("detailed health report", () => {
   let hanging: { port: number; close: () => Promise<void> }
   beforeAll(async () => {
     hanging = await startHangingServer()
-    app = await startApp(testEnv({ REDIS_PORT: String(hanging.port), HEALTH_RATE_LIMIT_PER_MINUTE: "3" }))
+    app = await startApp(testEnv({ REDIS_PORT: String(hanging.port), HEALTH_RATE_LIMIT_PER_MINUTE: "3", ADMIN_TOKEN }))
   })
   afterAll(async () => {
     await app?.close()
@@ -97,7 +101,7 @@ describe("detailed health report", () => {
   it("answers within 300 ms while Redis accepts connections and never answers", async () => {
     for (let i = 0; i < 3; i++) {
       const start = performance.now()
-      const r = await json(app.url("/api/health"))
+      const r = await json(app.url("/api/health"), { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
       expect(performance.now() - start).toBeLessThan(300)
       expect(r.status).toBe(503)
       expect(r.body).toMatchObject({
@@ -140,5 +144,67 @@ describe("detailed report rate limit", () => {
     expect(ok[0]!.headers.get("x-ratelimit-limit")).toBe("5")
     const live = await Promise.all(Array.from({ length: 20 }, () => status(app.url("/health/liveness"))))
     expect(live.every((s) => s === 200)).toBe(true)
+  })
+})
+
+describe("detailed report visibility", () => {
+  let app: InProcessApp
+  const db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 1 })
+  const PRIVATE_KEYS = ["version", "environment", "memory", "phase", "uptimeSeconds", "responseTimeMs"]
+
+  beforeAll(async () => {
+    app = await startApp(testEnv({ ADMIN_TOKEN, HEALTH_RATE_LIMIT_PER_MINUTE: "1000" }))
+  })
+  afterAll(async () => {
+    await app?.close()
+    await db.end()
+  })
+
+  const expectPublic = (r: { status: number; headers: Headers; body: Record<string, any> }) => {
+    expect(r.status).toBe(200)
+    expect(Object.keys(r.body).sort()).toEqual(["checks", "status", "timestamp"])
+    expect(r.body["status"]).toBe("healthy")
+    expect(Object.keys(r.body["checks"]).sort()).toEqual(["database", "ffmpeg", "redis", "storage"])
+    for (const check of Object.values(r.body["checks"]) as Array<Record<string, unknown>>) {
+      expect(Object.keys(check).sort()).toEqual(["latencyMs", "status"])
+      expect(check["status"]).toBe("up")
+      expect(typeof check["latencyMs"]).toBe("number")
+    }
+    const text = JSON.stringify(r.body)
+    for (const key of PRIVATE_KEYS) expect(text).not.toContain(`"${key}"`)
+    expect(text).not.toContain("ffmpeg version")
+    expect(text).not.toMatch(/\/(usr|bin|node_modules)\b/)
+    expect(r.headers.get("vary")).toMatch(/authorization/i)
+    expect(r.headers.get("cache-control")).toBe("no-store")
+  }
+
+  it("without a credential, or with an invalid one, both routes answer only status, checks and time (never 401)", async () => {
+    for (const path of ["/health", "/api/health"]) {
+      expectPublic(await json(app.url(path)))
+      expectPublic(await json(app.url(path), { headers: { authorization: "Bearer not-the-admin-token" } }))
+      expectPublic(await json(app.url(path), { headers: { authorization: `Basic ${ADMIN_TOKEN}` } }))
+      expectPublic(await json(app.url(path), { headers: { authorization: `Bearer ${ADMIN_TOKEN}x` } }))
+    }
+  })
+
+  it("a user's session token gets the public view; an admin user's session token and ADMIN_TOKEN get the full report", async () => {
+    const email = `health-${randomUUID()}@test.local`
+    const reg = await json(app.url("/api/auth/register"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email, password: "Correct-Horse-9-battery" })
+    })
+    expect(reg.status).toBe(201)
+    const userToken = reg.body["data"].token as string
+    expectPublic(await json(app.url("/health"), { headers: { authorization: `Bearer ${userToken}` } }))
+    await db.query("UPDATE users SET role = 'admin' WHERE email = $1", [email])
+    for (const token of [userToken, ADMIN_TOKEN]) {
+      const full = await json(app.url("/api/health"), { headers: { authorization: `Bearer ${token}` } })
+      expect(full.status).toBe(200)
+      for (const key of PRIVATE_KEYS) expect(full.body).toHaveProperty(key)
+      expect(full.body["environment"]).toBe("test")
+      expect(full.body["memory"]).toHaveProperty("rssBytes")
+      expect(full.body["checks"].ffmpeg).toHaveProperty("version")
+    }
   })
 })

@@ -32,10 +32,12 @@ const FfmpegStub = Layer.succeed(Ffmpeg, Ffmpeg.of({
     ffmpegVersion: "test",
     ffprobeVersion: "test",
     ffmpegSource: "configured",
-    ffprobeSource: "configured"
+    ffprobeSource: "configured",
+    missing: []
   },
   probe: () => Effect.die("not used"),
   run: () => Effect.die("not used"),
+  require: () => Effect.die("not used"),
   tempDir: Effect.die("not used")
 }))
 

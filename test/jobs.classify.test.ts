@@ -1,6 +1,7 @@
 import { Duration, Effect, Option, ParseResult, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { FfmpegError, FfmpegTimeout } from "../src/services/Ffmpeg.js"
+import { FfmpegError, FfmpegTimeout, FfmpegUnsupported } from "../src/services/Ffmpeg.js"
+import { IdempotencyKeyReused } from "../src/services/LedgerError.js"
 import { classify, parseRetryAfter } from "../src/services/jobs/classify.js"
 import { type JobClass, jobClassOf, JobPermanent, JobRateLimited, JobTimeout, JobTransient } from "../src/services/jobs/JobError.js"
 import { decide, defaultRetryPolicy, nthDelay, retrySchedules } from "../src/services/jobs/retryPolicy.js"
@@ -40,6 +41,10 @@ const table: Array<[string, unknown, JobClass]> = [
   ["ffmpeg exit code 1 (bad input)", new FfmpegError({ reason: "exit", detail: "x", exitCode: 1 }), "permanent"],
   ["ffmpeg killed by a signal", new FfmpegError({ reason: "exit", detail: "x", signal: "SIGKILL" }), "transient"],
   ["ffmpeg could not spawn", new FfmpegError({ reason: "spawn", detail: "x" }), "transient"],
+  ["ffmpeg lacking a filter", new FfmpegUnsupported({ missing: ["xfade"], ffmpegVersion: "4.1" }), "permanent"],
+  ["no ffmpeg in this process (ROLE=api)", new FfmpegUnsupported({ missing: ["ffmpeg"], ffmpegVersion: undefined }), "permanent"],
+  ["ffmpeg lacking a filter, wrapped as a cause", new Error("render failed", { cause: new FfmpegUnsupported({ missing: ["xfade"], ffmpegVersion: "4.1" }) }), "permanent"],
+  ["a ledger idempotency key reused for another operation", new IdempotencyKeyReused({ key: "gen-1", mismatch: ["amount"] }), "permanent"],
   ["ffmpeg timeout", new FfmpegTimeout({ operation: "run", timeout: Duration.seconds(1) }), "timeout"],
   ["redis failure", new RedisError({ op: "get", cause: errno("ECONNREFUSED") }), "transient"],
   ["an explicit JobPermanent", new JobPermanent({ reason: "unsupported media" }), "permanent"],

@@ -29,13 +29,17 @@ describe("workers as processes", () => {
   })
 
   it("SIGTERM while 3 jobs are active and 10 wait: the 3 complete, no new one starts, the 10 stay waiting, exit 0", async () => {
-    const env = testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}sigterm:`, JOB_CONCURRENCY: "slow-test=3" })
+    const adminToken = "jobs-process-admin-token-0123456789abcdefghij"
+    const env = testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}sigterm:`, JOB_CONCURRENCY: "slow-test=3", ADMIN_TOKEN: adminToken })
     const server = await spawnServer(env)
     for (let i = 0; i < 13; i++) expect((await post(server.url(`/__test/enqueue?id=term-${i}&ms=2500`))).status).toBe(202)
     await eventually(async () => ((await events("start")).length >= 3 ? true : undefined), 10_000, "3 active jobs")
-    // The detailed report shows each queue's counts.
-    const report = (await fetch(server.url("/health")).then((r) => r.json())) as { checks: Record<string, any> }
+    // The detailed report shows each queue's counts, to an administrator.
+    const report = (await fetch(server.url("/health"), { headers: { authorization: `Bearer ${adminToken}` } }).then((r) => r.json())) as { checks: Record<string, any> }
     expect(report.checks["queues"]).toMatchObject({ status: "up", counts: { "slow-test": { active: 3, waiting: 10, deadLettered: 0 } } })
+    // and to nobody else: the public view keeps the check's status and latency only
+    const anonymous = (await fetch(server.url("/health")).then((r) => r.json())) as { checks: Record<string, any> }
+    expect(Object.keys(anonymous.checks["queues"]).sort()).toEqual(["latencyMs", "status"])
     server.child.kill("SIGTERM")
     const exit = await server.exited
     expect(exit.code).toBe(0)

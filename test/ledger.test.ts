@@ -122,7 +122,7 @@ layer(LedgerTest, { timeout: 60_000, excludeTestServices: true })("credit ledger
       expect(yield* state(userId)).toEqual({ balance: 7, sum: 7, rows: 2 })
       // Later, with the balance too low to pay again, the key still answers with the first result.
       yield* ledger.debit({ userId, amount: 7, key: `drain:${userId}`, reason: "drain" })
-      expect(yield* ledger.debit({ userId, amount: 3, key, reason: "dup" })).toEqual(results[0])
+      expect(yield* ledger.debit({ userId, amount: 3, key, reason: "dup", reference: "gen-1" })).toEqual(results[0])
       expect(yield* rowsWithKey(key)).toBe(1)
     }))
 
@@ -138,6 +138,51 @@ layer(LedgerTest, { timeout: 60_000, excludeTestServices: true })("credit ledger
       expect(tagOf(yield* Effect.either(ledger.credit({ userId, amount: 2, key, kind: "bonus", reason: "credit" })))).toBe("IdempotencyKeyReused")
       expect(yield* state(userId)).toEqual({ balance: 8, sum: 8, rows: 2 })
       expect(yield* state(other)).toEqual({ balance: 10, sum: 10, rows: 1 })
+    }))
+
+  it.effect("a replay must match amount, kind and reference, including an enterprise user's 0-credit charge", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const userId = yield* fundedUser(5, ["enterprise_unlimited"])
+      const key = `ent-replay:${userId}`
+      const first = yield* ledger.debit({ userId, amount: 40, key, reason: "pose", reference: "gen-9" })
+      expect(first).toMatchObject({ delta: 0, requestedAmount: 40, reference: "gen-9" })
+      // the same operation replays, whatever its free-text reason
+      expect(yield* ledger.debit({ userId, amount: 40, key, reason: "redelivery", reference: "gen-9" })).toEqual(first)
+      const refused = (result: Either.Either<LedgerEntry, { readonly _tag: string; readonly message: string }>) =>
+        Either.isLeft(result) ? result.left : undefined
+      const cases = [
+        [ledger.debit({ userId, amount: 999999, key, reason: "pose", reference: "gen-9" }), ["amount"]],
+        [ledger.debit({ userId, amount: 40, key, reason: "pose", reference: "gen-10" }), ["reference"]],
+        [ledger.debit({ userId, amount: 40, key, reason: "pose" }), ["reference"]],
+        [ledger.debit({ userId, amount: 40, key, reason: "pose", reference: "gen-9", kind: "adjustment" }), ["kind"]]
+      ] as const
+      for (const [operation, mismatch] of cases) {
+        const error = refused(yield* Effect.either(operation))
+        expect(error).toMatchObject({ _tag: "IdempotencyKeyReused", key, mismatch })
+        expect(error?.message).toContain(`another ${mismatch.join(", ")}`)
+      }
+      // and for a paying user's charge and a credit too
+      const payer = yield* fundedUser(10)
+      yield* ledger.debit({ userId: payer, amount: 2, key: `pay:${payer}`, reason: "mixer", reference: "gen-1" })
+      expect(refused(yield* Effect.either(ledger.debit({ userId: payer, amount: 2, key: `pay:${payer}`, reason: "mixer", reference: "gen-2" }))))
+        .toMatchObject({ _tag: "IdempotencyKeyReused", mismatch: ["reference"] })
+      yield* ledger.credit({ userId: payer, amount: 7, key: `bonus:${payer}`, kind: "bonus", reason: "promo", reference: "promo-1" })
+      expect(refused(yield* Effect.either(ledger.credit({ userId: payer, amount: 8, key: `bonus:${payer}`, kind: "bonus", reason: "promo", reference: "promo-1" }))))
+        .toMatchObject({ _tag: "IdempotencyKeyReused", mismatch: ["amount"] })
+      expect(yield* state(userId)).toEqual({ balance: 5, sum: 5, rows: 2 })
+      expect(yield* state(payer)).toEqual({ balance: 15, sum: 15, rows: 3 })
+    }))
+
+  it.effect("a 0-delta charge written before requested_amount existed still replays", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const sql = yield* SqlClient.SqlClient
+      const userId = yield* fundedUser(5, ["enterprise_unlimited"])
+      const key = `legacy:${userId}`
+      yield* ledger.debit({ userId, amount: 30, key, reason: "pose" })
+      yield* sql`UPDATE credit_ledger SET requested_amount = NULL WHERE idempotency_key = ${key}`
+      expect(yield* ledger.debit({ userId, amount: 30, key, reason: "pose" })).toMatchObject({ delta: 0, requestedAmount: null })
     }))
 
   it.effect("a refund delivered twice, in turn and concurrently, refunds once and restores the balance exactly", () =>

@@ -12,3 +12,10 @@ export const bearerToken = (token: Redacted.Redacted<string>) =>
     const value = Redacted.value(token)
     return header !== undefined && BEARER_SCHEME.test(header) && value.trim() !== "" ? Option.some(value.trim()) : Option.none()
   })
+
+/** The current request's `Authorization: Bearer <token>`, read from the header (for routes without a security middleware). */
+export const requestBearerToken = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+  const header = request.headers["authorization"]
+  const value = header !== undefined && BEARER_SCHEME.test(header) ? header.slice(7).trim() : ""
+  return value === "" ? Option.none() : Option.some(Redacted.make(value))
+})

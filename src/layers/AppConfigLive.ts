@@ -23,6 +23,7 @@ import {
   plainHttpOrigins,
   type WildcardDepth
 } from "../http/cors.js"
+import { parseTrustedProxies } from "../http/clientAddress.js"
 import packageJson from "../../package.json" with { type: "json" }
 
 /** "5000" is milliseconds; anything else is an Effect duration such as "5 seconds". */
@@ -57,12 +58,6 @@ const intBetween = (name: string, min: number, max: number) =>
   )
 const intIn = (name: string, min: number, max: number, fallback: number) =>
   intBetween(name, min, max).pipe(Config.withDefault(fallback))
-
-const list = (name: string, fallback: ReadonlyArray<string>) =>
-  Config.string(name).pipe(
-    Config.map((raw) => raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
-    Config.withDefault(fallback)
-  )
 
 const optionalString = (name: string) =>
   Config.option(Config.string(name)).pipe(Config.map(Option.filter((s) => s.trim().length > 0)))
@@ -127,7 +122,7 @@ const readers = {
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
   port: intIn("PORT", 0, 65535, 3000),
   bodyLimitBytes: intIn("BODY_LIMIT_BYTES", 1024, 1024 * 1024 * 1024, 1024 * 1024),
-  trustedProxies: list("TRUSTED_PROXIES", []),
+  trustedProxies: parsedList("TRUSTED_PROXIES", (items) => Either.map(parseTrustedProxies(items), () => items), [] as ReadonlyArray<string>),
   drainDelay: duration("SHUTDOWN_DRAIN_DELAY", "5 seconds"),
   shutdownTimeout: duration("SHUTDOWN_TIMEOUT", "30 seconds"),
   logLevel: Config.option(oneOf<LogLevelName>("LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"])),
@@ -148,6 +143,7 @@ const readers = {
   storageDir: Config.string("STORAGE_DIR").pipe(Config.withDefault("./data/storage")),
   ffmpegPath: optionalString("FFMPEG_PATH"),
   ffprobePath: optionalString("FFPROBE_PATH"),
+  ffmpegBundled: Config.boolean("FFMPEG_BUNDLED").pipe(Config.withDefault(true)),
   ffmpegTimeout: duration("FFMPEG_TIMEOUT", "10 minutes"),
   jwtSecret: optionalSecret("JWT_SECRET"),
   duitkuMerchantCode: optionalSecret("DUITKU_MERCHANT_CODE"),
@@ -317,7 +313,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
       commandTimeout: v.redisCommandTimeout
     },
     storage: { dir: path.resolve(v.storageDir) },
-    ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, timeout: v.ffmpegTimeout },
+    ffmpeg: { ffmpegPath: v.ffmpegPath, ffprobePath: v.ffprobePath, bundled: v.ffmpegBundled, timeout: v.ffmpegTimeout },
     auth: {
       jwtSecret,
       jwtSecretGenerated: Option.isNone(v.jwtSecret),

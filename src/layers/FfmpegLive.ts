@@ -15,10 +15,13 @@ import {
   type FfmpegProgress,
   type FfmpegShape,
   FfmpegTimeout,
+  FfmpegUnsupported,
   fileArg,
   type ProbeOptions,
   type ProbeResult,
   type ProbeStream,
+  REQUIRED_CAPABILITIES,
+  type RequiredCapability,
   type RunOptions
 } from "../services/Ffmpeg.js"
 
@@ -344,7 +347,21 @@ const invalidCommand = (cause: unknown) =>
 // ---------------------------------------------------------------------------------------------------------------
 // service
 
-const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape => {
+/** What this ffmpeg can do: every filter and encoder it lists (empty sets when there is no ffmpeg). */
+interface Capabilities {
+  readonly filters: ReadonlySet<string>
+  readonly encoders: ReadonlySet<string>
+}
+
+const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Duration.Duration): FfmpegShape => {
+  const requireCapabilities = Effect.fn("Ffmpeg.require")(function*(names: ReadonlyArray<string>) {
+    if (info.ffmpegPath === undefined) {
+      return yield* new FfmpegUnsupported({ missing: names, ffmpegVersion: undefined })
+    }
+    const missing = names.filter((name) => !capabilities.filters.has(name) && !capabilities.encoders.has(name))
+    if (missing.length > 0) return yield* new FfmpegUnsupported({ missing, ffmpegVersion: info.ffmpegVersion })
+  })
+
   const probe = Effect.fn("Ffmpeg.probe")(function*(file: string, options?: ProbeOptions) {
     yield* Effect.annotateCurrentSpan("file", file)
     const timeout = Duration.decode(options?.timeout ?? PROBE_TIMEOUT)
@@ -375,6 +392,8 @@ const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape 
     configure: (command: FfmpegCommand) => FfmpegCommand,
     options?: RunOptions
   ) {
+    const ffmpegPath = info.ffmpegPath
+    if (ffmpegPath === undefined) return yield* new FfmpegUnsupported({ missing: ["ffmpeg"], ffmpegVersion: undefined })
     const timeout = Duration.decode(options?.timeout ?? defaultTimeout)
     const exited = yield* Deferred.make<void>()
     const callbacks = makeCallbacks(yield* Effect.runtime<never>(), options)
@@ -402,7 +421,7 @@ const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape 
 
       let command: FfmpegCommand
       try {
-        command = configure(pinBinaries(FluentFfmpeg(), info.ffmpegPath, info.ffprobePath))
+        command = configure(pinBinaries(FluentFfmpeg(), ffmpegPath, info.ffprobePath))
       } catch (cause) {
         settle(Effect.fail(invalidCommand(cause)))
         return
@@ -467,7 +486,7 @@ const make = (info: FfmpegInfo, defaultTimeout: Duration.Duration): FfmpegShape 
       )
   ).pipe(Effect.withSpan("Ffmpeg.tempDir"))
 
-  return { info, probe, run, tempDir }
+  return { info, probe, run, require: requireCapabilities, tempDir }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -522,8 +541,8 @@ export interface ResolvedBinary {
   readonly source: BinarySource
 }
 
-/** FFMPEG_PATH / FFPROBE_PATH, then PATH, then the binary an npm package bundled. */
-export const resolveBinary = (name: BinaryName, variable: string, configured: Option.Option<string>) =>
+/** FFMPEG_PATH / FFPROBE_PATH, then PATH, then (unless FFMPEG_BUNDLED=false) the binary an npm package bundled. */
+export const resolveBinary = (name: BinaryName, variable: string, configured: Option.Option<string>, allowBundled = true) =>
   Option.match(configured, {
     onNone: () =>
       searchPath(name).pipe(
@@ -531,11 +550,13 @@ export const resolveBinary = (name: BinaryName, variable: string, configured: Op
         Effect.flatMap(Option.match({
           onSome: Effect.succeed,
           onNone: () =>
-            bundledBinary(name).pipe(Effect.flatMap(Option.match({
+            (allowBundled ? bundledBinary(name) : Effect.succeed(Option.none<string>())).pipe(Effect.flatMap(Option.match({
               onSome: (file) => Effect.succeed<ResolvedBinary>({ path: file, source: "bundled" }),
               onNone: () =>
                 Effect.fail(notFound(
-                  `${name} was not found on PATH nor in ${BUNDLED_PACKAGES[name]}; install it or set ${variable}`
+                  allowBundled
+                    ? `${name} was not found on PATH nor in ${BUNDLED_PACKAGES[name]}; install it or set ${variable}`
+                    : `${name} was not found on PATH (FFMPEG_BUNDLED=false); install it or set ${variable}`
                 ))
             })))
         }))
@@ -573,38 +594,118 @@ const readVersion = (name: string, file: string, variable: string) =>
     })
   )
 
+/** Names from `ffmpeg -filters` (" T.. name  A->A  description") or `-encoders` (" V..... name  description"). */
+export const parseCapabilityList = (output: string, kind: "filters" | "encoders"): ReadonlySet<string> => {
+  const line = kind === "filters" ? /^ [T.][S.][C.] (\S+)\s+\S*->\S*\s/ : /^ [VASD.][F.][S.][X.][B.][D.] (\S+)\s/
+  const names = new Set<string>()
+  // -encoders prints a legend before a "------" line; -filters has no such line, and its legend lines do not match
+  const lines = output.split("\n")
+  const start = kind === "encoders" ? lines.findIndex((l) => l.trim() === "------") + 1 : 0
+  for (const text of lines.slice(start)) {
+    const name = line.exec(text)?.[1]
+    if (name !== undefined && name !== "=") names.add(name)
+  }
+  return names
+}
+
+/** `ffmpeg -hide_banner -<kind>`, through `collect` (argument array, no shell). */
+const readCapabilityList = (file: string, kind: "filters" | "encoders") =>
+  collect(file, ["-hide_banner", `-${kind}`], 4 * 1024 * 1024).pipe(
+    Effect.timeoutFail({
+      duration: VERSION_TIMEOUT,
+      onTimeout: () => new FfmpegTimeout({ operation: "version", timeout: VERSION_TIMEOUT })
+    }),
+    Effect.mapError((error) => notFound(`ffmpeg (${file}) could not list its ${kind}: ${error.message}; check FFMPEG_PATH`)),
+    Effect.flatMap((out) => {
+      const names = parseCapabilityList(out.stdout, kind)
+      return out.exitCode === 0 && names.size > 0
+        ? Effect.succeed(names)
+        : Effect.fail(notFound(`ffmpeg (${file}) could not list its ${kind}; check FFMPEG_PATH`, {
+          exitCode: out.exitCode ?? undefined,
+          stderrTail: out.stderrTail
+        }))
+    })
+  )
+
+const readCapabilities = (file: string): Effect.Effect<Capabilities, FfmpegError> =>
+  Effect.all({ filters: readCapabilityList(file, "filters"), encoders: readCapabilityList(file, "encoders") }, {
+    concurrency: 2
+  })
+
+const missingFrom = (capabilities: Capabilities): ReadonlyArray<RequiredCapability> => [
+  ...REQUIRED_CAPABILITIES.encoders.filter((name) => !capabilities.encoders.has(name)),
+  ...REQUIRED_CAPABILITIES.filters.filter((name) => !capabilities.filters.has(name))
+]
+
+const NO_CAPABILITIES: Capabilities = { filters: new Set(), encoders: new Set() }
+
+/** ffmpeg resolved, run once and its capabilities read; fails with reason "not-found" when any step fails. */
+const loadFfmpeg = (configured: Option.Option<string>, allowBundled: boolean) =>
+  Effect.gen(function*() {
+    const binary = yield* resolveBinary("ffmpeg", "FFMPEG_PATH", configured, allowBundled)
+    // -version first: its failure names the binary and the variable best
+    const version = yield* readVersion("ffmpeg", binary.path, "FFMPEG_PATH")
+    const capabilities = yield* readCapabilities(binary.path)
+    return { binary, version, capabilities }
+  })
+
 /**
- * Resolves ffmpeg and ffprobe (FFMPEG_PATH / FFPROBE_PATH, else PATH, else the npm-bundled builds) and checks that both run; construction
- * fails with reason "not-found" otherwise. Owns no long-lived resource: each probe/run owns its child process
- * and kills it on interruption or timeout, and each `tempDir` is removed when its scope closes.
+ * Resolves ffmpeg and ffprobe (FFMPEG_PATH / FFPROBE_PATH, else PATH, else the npm-bundled builds unless
+ * FFMPEG_BUNDLED=false), checks that both run and reads which of REQUIRED_CAPABILITIES ffmpeg lacks (logged
+ * as a warning; `require` refuses jobs that need one). Construction fails with reason "not-found" otherwise,
+ * except that ROLE=api, which only probes uploads, starts without an ffmpeg it cannot find (unless FFMPEG_PATH
+ * names one: a configured binary that does not work is an operator error in every role). Owns no long-lived
+ * resource: each probe/run owns its child process and kills it on interruption or timeout, and each
+ * `tempDir` is removed when its scope closes.
  */
 export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.effect(
   Ffmpeg,
   Effect.gen(function*() {
-    const config = (yield* AppConfig).ffmpeg
-    const [ffmpeg, ffprobe] = yield* Effect.all([
-      resolveBinary("ffmpeg", "FFMPEG_PATH", config.ffmpegPath),
-      resolveBinary("ffprobe", "FFPROBE_PATH", config.ffprobePath)
-    ])
-    const ffmpegPath = ffmpeg.path
-    const ffprobePath = ffprobe.path
-    const [ffmpegVersion, ffprobeVersion] = yield* Effect.all([
-      readVersion("ffmpeg", ffmpegPath, "FFMPEG_PATH"),
-      readVersion("ffprobe", ffprobePath, "FFPROBE_PATH")
+    const appConfig = yield* AppConfig
+    const config = appConfig.ffmpeg
+    const ffmpegOptional = appConfig.role === "api" && Option.isNone(config.ffmpegPath)
+    const [loaded, ffprobe] = yield* Effect.all([
+      loadFfmpeg(config.ffmpegPath, config.bundled).pipe(
+        Effect.map(Option.some),
+        Effect.catchAll((error) =>
+          ffmpegOptional
+            ? Effect.logWarning(`no usable ffmpeg; ROLE=api needs only ffprobe, so media rendering is refused in this process: ${error.message}`)
+              .pipe(Effect.as(Option.none()))
+            : Effect.fail(error)
+        )
+      ),
+      resolveBinary("ffprobe", "FFPROBE_PATH", config.ffprobePath, config.bundled).pipe(
+        Effect.flatMap((binary) =>
+          Effect.map(readVersion("ffprobe", binary.path, "FFPROBE_PATH"), (version) => ({ binary, version }))
+        )
+      )
     ], { concurrency: 2 })
-    yield* Effect.logInfo("ffmpeg ready", { ffmpegPath, ffmpegVersion, ffprobePath, ffprobeVersion })
-    for (const [name, binary, version] of [["ffmpeg", ffmpeg, ffmpegVersion], ["ffprobe", ffprobe, ffprobeVersion]] as const) {
-      if (binary.source === "bundled") {
+    const ffmpeg = Option.getOrUndefined(loaded)
+    const capabilities = ffmpeg?.capabilities ?? NO_CAPABILITIES
+    const missing = ffmpeg === undefined ? [] : missingFrom(capabilities)
+    const info: FfmpegInfo = {
+      ffmpegPath: ffmpeg?.binary.path,
+      ffmpegVersion: ffmpeg?.version,
+      ffmpegSource: ffmpeg?.binary.source,
+      ffprobePath: ffprobe.binary.path,
+      ffprobeVersion: ffprobe.version,
+      ffprobeSource: ffprobe.binary.source,
+      missing
+    }
+    yield* Effect.logInfo("ffmpeg ready", {
+      ffmpegPath: info.ffmpegPath ?? "none",
+      ffmpegVersion: info.ffmpegVersion ?? "none",
+      ffprobePath: info.ffprobePath,
+      ffprobeVersion: info.ffprobeVersion
+    })
+    for (const [name, binary, version] of [["ffmpeg", ffmpeg?.binary, info.ffmpegVersion], ["ffprobe", ffprobe.binary, info.ffprobeVersion]] as const) {
+      if (binary?.source === "bundled") {
         yield* Effect.logWarning(`using the ${name} bundled with npm (${binary.path}, version ${version}); it is an old static build, install the system's ${name} or set ${name === "ffmpeg" ? "FFMPEG_PATH" : "FFPROBE_PATH"} for production`)
       }
     }
-    return make({
-      ffmpegPath,
-      ffmpegVersion,
-      ffmpegSource: ffmpeg.source,
-      ffprobePath,
-      ffprobeVersion,
-      ffprobeSource: ffprobe.source
-    }, config.timeout)
+    if (missing.length > 0) {
+      yield* Effect.logWarning(`ffmpeg ${info.ffmpegVersion} (${info.ffmpegPath}) lacks ${missing.join(", ")}; jobs that need ${missing.length === 1 ? "it" : "them"} are refused (see /health)`, { missing })
+    }
+    return make(info, capabilities, config.timeout)
   })
 )

@@ -1,6 +1,6 @@
 import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMiddleware } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
-import { AdminAuthLive } from "../http/admin/AdminAuth.js"
+import { AdminAuthLive, AdminCredentials } from "../http/admin/AdminAuth.js"
 import { AdminHandlers } from "../http/admin/AdminHandlers.js"
 import { Api } from "../http/Api.js"
 import { AuthenticationLive } from "../http/auth/Authentication.js"
@@ -17,7 +17,8 @@ import { HttpDrainLive, makeHttpServerLive } from "./HttpServerLive.js"
 const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(HealthHandlers),
   Layer.provide(Layer.mergeAll(AuthHandlers, CreditsHandlers).pipe(Layer.provide(AuthenticationLive))),
-  Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive)))
+  Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive))),
+  Layer.provide(AdminCredentials.Default)
 )
 
 /** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */

@@ -2,6 +2,7 @@ import type { Effect } from "effect"
 import type { SqlClient } from "@effect/sql"
 import users from "./0001_users.js"
 import creditLedger from "./0002_credit_ledger.js"
+import ledgerRequestedAmount from "./0003_ledger_requested_amount.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -9,5 +10,6 @@ import creditLedger from "./0002_credit_ledger.js"
  */
 export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>> = {
   "0001_users": users,
-  "0002_credit_ledger": creditLedger
+  "0002_credit_ledger": creditLedger,
+  "0003_ledger_requested_amount": ledgerRequestedAmount
 }

@@ -49,6 +49,8 @@ export interface AppConfigShape {
   readonly ffmpeg: {
     readonly ffmpegPath: Option.Option<string>
     readonly ffprobePath: Option.Option<string>
+    /** FFMPEG_BUNDLED: fall back to the npm-bundled builds when neither variable nor PATH has a binary. */
+    readonly bundled: boolean
     readonly timeout: Duration.Duration
   }
   readonly auth: {

@@ -50,13 +50,33 @@ export interface RunOptions {
 /** Where a binary was found: FFMPEG_PATH/FFPROBE_PATH, the PATH, or the build an npm package bundles. */
 export type BinarySource = "configured" | "path" | "bundled"
 
+/**
+ * Every filter and encoder the media apps rely on (Video Mixer and Looping Flow: scale/pad/concat/trim and
+ * speed changes, crossfade and boomerang loops, the audio mix), the one list the startup check reads. A
+ * job names what it needs with `Ffmpeg.require` before it renders.
+ */
+export const REQUIRED_CAPABILITIES = {
+  encoders: ["libx264", "aac"],
+  filters: [
+    "scale", "pad", "fps", "setpts", "asetpts", "atempo", "trim", "atrim", "concat", "null", "anull", "split",
+    "reverse", "areverse", "loop", "aloop", "xfade", "acrossfade", "afade", "amix", "volume", "acopy", "anullsrc"
+  ]
+} as const
+
+export type RequiredCapability =
+  | (typeof REQUIRED_CAPABILITIES.encoders)[number]
+  | (typeof REQUIRED_CAPABILITIES.filters)[number]
+
 export interface FfmpegInfo {
-  readonly ffmpegPath: string
+  /** Undefined only with ROLE=api when no ffmpeg was found: that role needs ffprobe alone, and `run` refuses. */
+  readonly ffmpegPath: string | undefined
   readonly ffprobePath: string
-  readonly ffmpegVersion: string
+  readonly ffmpegVersion: string | undefined
   readonly ffprobeVersion: string
-  readonly ffmpegSource: BinarySource
+  readonly ffmpegSource: BinarySource | undefined
   readonly ffprobeSource: BinarySource
+  /** The REQUIRED_CAPABILITIES this ffmpeg lacks (empty when there is no ffmpeg: see `ffmpegPath`). */
+  readonly missing: ReadonlyArray<RequiredCapability>
 }
 
 export interface FfmpegShape {
@@ -65,12 +85,19 @@ export interface FfmpegShape {
   readonly probe: (file: string, options?: ProbeOptions) => Effect.Effect<ProbeResult, FfmpegError | FfmpegTimeout>
   /**
    * Runs one fluent-ffmpeg command. Pass file paths through `fileArg`. Interruption and timeouts kill the
-   * process (SIGTERM, then SIGKILL after 1 s) and complete only once it has exited.
+   * process (SIGTERM, then SIGKILL after 1 s) and complete only once it has exited. Fails with
+   * FfmpegUnsupported when this process has no ffmpeg (ROLE=api).
    */
   readonly run: (
     configure: (command: FfmpegCommand) => FfmpegCommand,
     options?: RunOptions
-  ) => Effect.Effect<void, FfmpegError | FfmpegTimeout>
+  ) => Effect.Effect<void, FfmpegError | FfmpegTimeout | FfmpegUnsupported>
+  /**
+   * Succeeds when this ffmpeg has every named filter or encoder (any name `ffmpeg -filters` / `-encoders`
+   * lists, not only the required ones); otherwise fails with FfmpegUnsupported naming the missing ones, a
+   * permanent failure for a job. Call it before rendering, so a job is refused instead of failing mid-render.
+   */
+  readonly require: (capabilities: ReadonlyArray<string>) => Effect.Effect<void, FfmpegUnsupported>
   /** A fresh directory under the OS temp dir, removed with everything in it when the scope closes. */
   readonly tempDir: Effect.Effect<string, FfmpegError, Scope.Scope>
 }
@@ -103,6 +130,24 @@ export class FfmpegError extends Data.TaggedError("FfmpegError")<{
     return `ffmpeg ${this.reason}: ${this.detail}` +
       (status.length > 0 ? ` (${status.join(", ")})` : "") +
       (lastLine ? `: ${lastLine}` : "")
+  }
+}
+
+/**
+ * This process's ffmpeg cannot do what was asked: a filter or encoder is missing from its build, or there is
+ * no ffmpeg at all (ROLE=api). Retrying cannot help: a job fails permanently (services/jobs/classify.ts).
+ */
+export class FfmpegUnsupported extends Data.TaggedError("FfmpegUnsupported")<{
+  readonly missing: ReadonlyArray<string>
+  /** Undefined when there is no ffmpeg in this process. */
+  readonly ffmpegVersion: string | undefined
+}> {
+  override get message() {
+    return this.ffmpegVersion === undefined
+      ? "ffmpeg is not available in this process (ROLE=api needs only ffprobe); run media jobs in a worker"
+      : `ffmpeg ${this.ffmpegVersion} lacks ${this.missing.join(", ")}; install a build that has ${
+        this.missing.length === 1 ? "it" : "them"
+      } (or point FFMPEG_PATH at one)`
   }
 }
 

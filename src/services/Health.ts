@@ -25,8 +25,18 @@ export interface ReadinessReport {
 
 export interface DetailedReport {
   readonly healthy: boolean
+  /** Everything, for an administrator: versions, environment, memory, ffmpeg and queue details. */
   readonly body: Record<string, unknown>
+  /** What anyone may see: the status, each check's status, latency and client-safe error, and the time. */
+  readonly publicBody: Record<string, unknown>
 }
+
+/** A check without its details (versions, paths, queue counts): only status, latency and a client-safe error. */
+const publicCheck = (check: CheckResult): CheckResult => ({
+  status: check.status,
+  latencyMs: check.latencyMs,
+  ...(check.error === undefined ? {} : { error: check.error })
+})
 
 const reasonOf = (error: unknown): string => {
   if (typeof error === "object" && error !== null) {
@@ -78,6 +88,22 @@ export class Health extends Effect.Service<Health>()("app/Health", {
     const startedAt = Date.now()
 
     const database = sql`SELECT 1`.pipe(Effect.as({}))
+    const { info } = ffmpeg
+    /**
+     * The binaries are still there and executable. ffprobe is needed by every role; ffmpeg is absent only with
+     * ROLE=api, which does not need it: that is reported, not counted as down. Missing capabilities are listed
+     * without making the report unhealthy (the service runs; only jobs needing them are refused), so an old
+     * build shows in the report and the startup warning without paging anyone.
+     */
+    const ffmpegCheck = Effect.tryPromise(async () => {
+      await access(info.ffprobePath, constants.X_OK)
+      if (info.ffmpegPath !== undefined) await access(info.ffmpegPath, constants.X_OK)
+    }).pipe(Effect.as({
+      ...(info.ffmpegPath === undefined
+        ? { available: false, note: `ffmpeg is not available for ROLE=${config.role} (only ffprobe is needed); rendering is refused` }
+        : { available: true, version: info.ffmpegVersion, source: info.ffmpegSource, path: info.ffmpegPath, missing: info.missing }),
+      ffprobe: { version: info.ffprobeVersion, source: info.ffprobeSource, path: info.ffprobePath }
+    }))
     const redisPing = redis.ping.pipe(Effect.as({}))
 
     const dependencies = (timeout: Duration.Duration) =>
@@ -123,12 +149,7 @@ export class Health extends Effect.Service<Health>()("app/Health", {
           database: timed(database, timeout),
           redis: timed(redisPing, timeout),
           storage: timed(storage.healthCheck.pipe(Effect.as({})), timeout),
-          ffmpeg: timed(
-            Effect.tryPromise(() => access(ffmpeg.info.ffmpegPath, constants.X_OK)).pipe(
-              Effect.as({ version: ffmpeg.info.ffmpegVersion })
-            ),
-            timeout
-          ),
+          ffmpeg: timed(ffmpegCheck, timeout),
           ...(jobQueues._tag === "Some" && jobQueues.value.queueNames.length > 0
             ? { queues: timed(jobQueues.value.counts.pipe(Effect.map((counts) => ({ counts }))), timeout) }
             : {})
@@ -136,14 +157,21 @@ export class Health extends Effect.Service<Health>()("app/Health", {
         { concurrency: "unbounded" }
       )
       const healthy = Object.values(checks).every((c) => c.status === "up")
+      const status = healthy ? "healthy" : "unhealthy"
+      const timestamp = new Date().toISOString()
       return {
         healthy,
+        publicBody: {
+          status,
+          timestamp,
+          checks: Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, publicCheck(check)]))
+        },
         body: {
-          status: healthy ? "healthy" : "unhealthy",
+          status,
           phase: lifecycle.phase(),
           version: config.version,
           environment: config.env,
-          timestamp: new Date().toISOString(),
+          timestamp,
           uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
           responseTimeMs: Math.round((performance.now() - start) * 100) / 100,
           checks,

@@ -1,7 +1,14 @@
 import { SqlClient, SqlError } from "@effect/sql"
 import { Effect, Metric, Option, Predicate, Schedule, Schema } from "effect"
 import { InsufficientCredits } from "../http/ApiError.js"
-import { ChargeNotFound, IdempotencyKeyReused, InvalidAmount, NotRefundable, UserNotFound } from "./LedgerError.js"
+import {
+  ChargeNotFound,
+  IdempotencyKeyReused,
+  InvalidAmount,
+  NotRefundable,
+  type ReplayMismatch,
+  UserNotFound
+} from "./LedgerError.js"
 
 export const LedgerKind = Schema.Literal("purchase", "bonus", "usage", "refund", "adjustment")
 export type LedgerKind = typeof LedgerKind.Type
@@ -21,6 +28,8 @@ const LedgerRow = Schema.Struct({
   reference: Schema.NullOr(Schema.String),
   idempotencyKey: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("idempotency_key")),
   refundOf: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("refund_of")),
+  /** What the operation asked for, before the enterprise exemption; null on 0-delta rows from before migration 0003. */
+  requestedAmount: Schema.propertySignature(Schema.NullOr(Int8)).pipe(Schema.fromKey("requested_amount")),
   createdAt: Schema.propertySignature(Schema.DateFromSelf).pipe(Schema.fromKey("created_at"))
 })
 
@@ -176,6 +185,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       readonly reason: string
       readonly reference: string | undefined
       readonly key: string
+      readonly requested: number
     }) =>
       sql`
         WITH moved AS (
@@ -184,9 +194,9 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
             AND ${change.delta < 0 ? sql`balance >= ${-change.delta}` : sql`balance <= ${MAX_BALANCE - change.delta}`}
           RETURNING balance
         )
-        INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key)
+        INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, requested_amount)
         SELECT ${change.userId}::uuid, ${change.delta}::bigint, moved.balance, ${change.kind}, ${change.reason},
-               ${change.reference ?? null}::text, ${change.key}
+               ${change.reference ?? null}::text, ${change.key}, ${change.requested}::bigint
         FROM moved
         RETURNING *`
 
@@ -206,24 +216,44 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
         })
       )
 
-    /** A repeated key returns the first result, provided it names the same operation. */
-    const replay = (prior: LedgerEntry, expected: { userId: string; kind: LedgerKind; delta: number }) =>
-      prior.userId === expected.userId && prior.kind === expected.kind &&
-        (prior.delta === expected.delta || (expected.kind === "usage" && prior.delta === 0))
+    /**
+     * A repeated key returns the first result, provided it names the same operation: user, kind, the amount
+     * asked for (not the delta, which is 0 for an enterprise charge) and reference. The reason is free text
+     * and is not compared. A 0-delta row from before migration 0003 has no recorded request: the delta is all
+     * there is to compare, so any usage amount replays it.
+     */
+    const replay = (
+      prior: LedgerEntry,
+      expected: { userId: string; kind: LedgerKind; delta: number; amount: number; reference: string | undefined }
+    ) => {
+      const sameAmount = prior.requestedAmount === null
+        ? prior.delta === expected.delta || (expected.kind === "usage" && prior.delta === 0)
+        : prior.requestedAmount === expected.amount
+      const mismatch: Array<ReplayMismatch> = [
+        ...(prior.userId === expected.userId ? [] : ["user" as const]),
+        ...(prior.kind === expected.kind ? [] : ["kind" as const]),
+        ...(sameAmount ? [] : ["amount" as const]),
+        ...(prior.reference === (expected.reference ?? null) ? [] : ["reference" as const])
+      ]
+      return mismatch.length === 0
         ? Effect.succeed(prior)
-        : Effect.fail(new IdempotencyKeyReused({ key: prior.idempotencyKey }))
+        : Effect.fail(new IdempotencyKeyReused({ key: prior.idempotencyKey, mismatch }))
+    }
 
     const debit = Effect.fn("Ledger.debit")(function*(params: DebitParams) {
       yield* checkAmount(params.amount)
       const { userId, key } = params
       const kind = params.kind ?? "usage"
-      const expected = { userId, kind, delta: -params.amount }
+      const expected = { userId, kind, delta: -params.amount, amount: params.amount, reference: params.reference }
       return yield* attempt((nested) =>
         Effect.gen(function*() {
           const { user, prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
           const charge = chargeAmount(user, params.amount, kind)
-          const written = yield* write(move({ userId, delta: -charge, kind, reason: params.reason, reference: params.reference, key }), nested)
+          const written = yield* write(
+            move({ userId, delta: -charge, kind, reason: params.reason, reference: params.reference, key, requested: params.amount }),
+            nested
+          )
           if (written._tag === "Written") return written.entry
           // Refused, or beaten to the key: if the key now has a row, that is the answer.
           const now = yield* findUserAndKey(userId, key)
@@ -237,13 +267,21 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
     const credit = Effect.fn("Ledger.credit")(function*(params: CreditParams) {
       yield* checkAmount(params.amount)
       const { userId, key } = params
-      const expected = { userId, kind: params.kind, delta: params.amount }
+      const expected = { userId, kind: params.kind, delta: params.amount, amount: params.amount, reference: params.reference }
       return yield* attempt((nested) =>
         Effect.gen(function*() {
           const { prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
           const written = yield* write(
-            move({ userId, delta: params.amount, kind: params.kind, reason: params.reason, reference: params.reference, key }),
+            move({
+              userId,
+              delta: params.amount,
+              kind: params.kind,
+              reason: params.reason,
+              reference: params.reference,
+              key,
+              requested: params.amount
+            }),
             nested
           )
           if (written._tag === "Written") return written.entry
@@ -285,9 +323,10 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
               WITH moved AS (
                 UPDATE users SET balance = balance + ${amount} WHERE id = ${charge.userId} RETURNING balance
               )
-              INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, refund_of)
+              INSERT INTO credit_ledger
+                (user_id, delta, balance_after, kind, reason, reference, idempotency_key, refund_of, requested_amount)
               SELECT ${charge.userId}::uuid, ${amount}::bigint, moved.balance, 'refund', ${params.reason},
-                     ${charge.reference}::text, ${key}, ${chargeKey}
+                     ${charge.reference}::text, ${key}, ${chargeKey}, ${amount}::bigint
               FROM moved
               RETURNING *`,
             nested

@@ -37,11 +37,16 @@ export class NotRefundable extends Data.TaggedError("NotRefundable")<{
   }
 }
 
-/** An idempotency key already names a different operation (another user, kind, amount or charge). */
+/** What a repeated idempotency key differed in from the operation that first used it. */
+export type ReplayMismatch = "user" | "kind" | "amount" | "reference"
+
+/** An idempotency key already names a different operation (another user, kind, amount, reference or charge). */
 export class IdempotencyKeyReused extends Data.TaggedError("IdempotencyKeyReused")<{
   readonly key: string
+  readonly mismatch?: ReadonlyArray<ReplayMismatch> | undefined
 }> {
   override get message() {
-    return `idempotency key ${this.key} was already used for a different operation`
+    const what = this.mismatch === undefined || this.mismatch.length === 0 ? "" : ` (another ${this.mismatch.join(", ")})`
+    return `idempotency key ${this.key} was already used for a different operation${what}`
   }
 }

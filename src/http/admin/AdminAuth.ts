@@ -27,23 +27,36 @@ const adminTokenCheck = (expected: Redacted.Redacted<string>): AdminCredentialCh
 const adminUserCheck = (auth: Auth): AdminCredentialCheck => (token) =>
   auth.authenticate(Redacted.value(token)).pipe(Effect.map((user) => user.role === "admin"), Effect.orElseSucceed(() => false))
 
-export const AdminAuthLive = Layer.effect(
-  AdminAuth,
-  Effect.gen(function*() {
+/**
+ * Decides whether a bearer credential proves an administrator: ADMIN_TOKEN (for operators and scripts) when
+ * set, and always an admin user's session token. The admin API's guard and the detailed health report
+ * (which shows its private fields only to an administrator) both ask it.
+ */
+export class AdminCredentials extends Effect.Service<AdminCredentials>()("app/AdminCredentials", {
+  effect: Effect.gen(function*() {
     const config = yield* AppConfig
     const auth = yield* Auth
-    // ADMIN_TOKEN (for operators and scripts) when set, and always an admin user's session token.
     const checks: ReadonlyArray<AdminCredentialCheck> = [
       ...Option.toArray(Option.map(config.admin.token, adminTokenCheck)),
       adminUserCheck(auth)
     ]
+    const isAdmin = (token: Redacted.Redacted<string>): Effect.Effect<boolean> =>
+      Effect.exists(checks, (check) => check(token))
+    return { isAdmin }
+  })
+}) {}
+
+export const AdminAuthLive = Layer.effect(
+  AdminAuth,
+  Effect.gen(function*() {
+    const credentials = yield* AdminCredentials
 
     return AdminAuth.of({
       bearer: Effect.fn("AdminAuth.bearer")(function*(token) {
         if (Option.isNone(yield* bearerToken(token))) {
           return yield* new Unauthorized({ message: "The admin API requires an Authorization: Bearer token" })
         }
-        if (!(yield* Effect.exists(checks, (check) => check(token)))) {
+        if (!(yield* credentials.isAdmin(token))) {
           yield* Effect.logWarning("admin API call with an invalid bearer token")
           return yield* new Unauthorized({ message: "The bearer token is not valid for the admin API" })
         }

@@ -36,13 +36,22 @@ export const DetailedHealth = Schema.Struct({
   })
 }).annotations({ identifier: "DetailedHealth" })
 
+/** The detailed report without an administrator's credential. */
+export const PublicHealth = Schema.Struct({
+  status: Schema.Literal("healthy", "unhealthy"),
+  timestamp: Schema.String,
+  checks: Schema.Record({ key: Schema.String, value: Check })
+}).annotations({ identifier: "PublicHealth" })
+
+const AnyDetailedHealth = Schema.Union(DetailedHealth, PublicHealth)
+
 const detailedEndpoint = <const Name extends string>(name: Name, path: `/${string}`) =>
   HttpApiEndpoint.get(name, path)
-    .addSuccess(DetailedHealth)
-    .addError(DetailedHealth, { status: 503 })
+    .addSuccess(AnyDetailedHealth)
+    .addError(AnyDetailedHealth, { status: 503 })
     .addError(RateLimited)
     .addError(ServiceUnavailable)
-    .annotate(OpenApi.Description, "Every dependency with its latency, memory, uptime and version. Rate limited per client.")
+    .annotate(OpenApi.Description, "Every dependency's status and latency. With an administrator's `Authorization: Bearer` credential (ADMIN_TOKEN or an admin user's session token) also the version, environment, memory, ffmpeg and queue details; a missing or invalid credential gets the public view, never a 401. Rate limited per client.")
 
 /** Kubernetes probes and the detailed report (the latter at both /health and /api/health). */
 export class HealthApi extends HttpApiGroup.make("health")

@@ -73,6 +73,14 @@ const classifyOne = (u: unknown): JobError | undefined => {
     }
     return new JobPermanent({ reason: `ffmpeg rejected the input (exit code ${String(field(u, "exitCode"))})`, cause: u })
   }
+  // this process's ffmpeg lacks a filter or encoder (or there is none): no retry here can grow one
+  if (tag === "FfmpegUnsupported") {
+    const missing = field(u, "missing")
+    const names = Array.isArray(missing) ? missing.map(String).join(", ") : "a capability"
+    return new JobPermanent({ reason: `ffmpeg lacks ${names}, which the job needs`, cause: u })
+  }
+  // the job's idempotency key already names another ledger operation: a retry would meet the same row
+  if (tag === "IdempotencyKeyReused") return new JobPermanent({ reason: "the idempotency key names another operation", cause: u })
   if (tag === "RedisError" || tag === "StorageError" || tag === "DatabaseError") {
     return new JobTransient({ reason: `${String(tag)}`, cause: u })
   }
