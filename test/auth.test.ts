@@ -231,7 +231,7 @@ describe("rate-limit guard when Redis cannot answer", () => {
     const request = HttpServerRequest.fromWeb(new Request("http://localhost/x"))
     const outcome = await Effect.runPromise(Effect.gen(function*() {
       const guard = yield* RateLimitGuard
-      const open = yield* Effect.either(guard.enforce("general", "user:1", "open"))
+      const open = yield* Effect.either(guard.enforce("general", "user:1", "local"))
       const closed = yield* Effect.either(guard.enforce("ai", "user:1", "closed"))
       const count = (decision: string, policy: string) =>
         Metric.value(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", decision), "policy", policy)).pipe(Effect.map((state) => state.count))

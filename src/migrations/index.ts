@@ -2,6 +2,8 @@ import type { Effect } from "effect"
 import type { SqlClient } from "@effect/sql"
 import users from "./0001_users.js"
 import creditLedger from "./0002_credit_ledger.js"
+import retiredRefreshTokens from "./0003_retired_refresh_tokens.js"
+import normalizeEmails from "./0004_normalize_emails.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -9,5 +11,7 @@ import creditLedger from "./0002_credit_ledger.js"
  */
 export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>> = {
   "0001_users": users,
-  "0002_credit_ledger": creditLedger
+  "0002_credit_ledger": creditLedger,
+  "0003_retired_refresh_tokens": retiredRefreshTokens,
+  "0004_normalize_emails": normalizeEmails
 }
