@@ -72,7 +72,8 @@ export const makeLoginThrottle = (redis: RedisShape, config: AppConfigShape["aut
   redis.client.defineCommand("lumikuLoginReserve", { numberOfKeys: 2, lua: RESERVE })
   redis.client.defineCommand("lumikuLoginRelease", { numberOfKeys: 2, lua: RELEASE })
   // defineCommand adds the methods at runtime; ioredis' types cannot know about them.
-  const command = (name: string) => (redis.client as unknown as Record<string, (...args: Array<string | number>) => Promise<Array<number>>>)[name]!
+  const client = redis.client as unknown as Record<string, (...args: Array<string | number>) => Promise<Array<number>>>
+  const run = (name: string, ...args: Array<string | number>) => client[name]!(...args)
 
   const local = new ExpiringMap<number>(LOCAL_MAX_KEYS)
   const localReserve = (email: string, address: string): LoginReservation | LoginLock => {
@@ -99,7 +100,7 @@ export const makeLoginThrottle = (redis: RedisShape, config: AppConfigShape["aut
 
   const reserve = (email: string, address: string): Effect.Effect<LoginReservation | LoginLock> =>
     redis.use("login reserve", () =>
-      command("lumikuLoginReserve")(emailKey(email), addressKey(address), config.maxFailuresPerEmail, config.maxFailuresPerAddress, windowMs)
+      run("lumikuLoginReserve", emailKey(email), addressKey(address), config.maxFailuresPerEmail, config.maxFailuresPerAddress, windowMs)
     ).pipe(
       Effect.timeout(STORE_BUDGET),
       Effect.map(([reserved = 0, ttl = 0]): LoginReservation | LoginLock =>
@@ -110,7 +111,7 @@ export const makeLoginThrottle = (redis: RedisShape, config: AppConfigShape["aut
       Effect.catchAll((error) =>
         Effect.gen(function*() {
           yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", "local"), "policy", "login-lockout"), 1)
-          yield* Effect.logWarning("login lockout store unavailable; counting in this process", { error: error._tag })
+          yield* Effect.logWarning("login lockout store unavailable; counting in this process", { error: error.message })
           return localReserve(email, address)
         })
       )
@@ -119,7 +120,7 @@ export const makeLoginThrottle = (redis: RedisShape, config: AppConfigShape["aut
   const release = (reservation: LoginReservation): Effect.Effect<void> =>
     reservation.store === "local"
       ? Effect.sync(() => localRelease(reservation.email, reservation.address))
-      : redis.use("login release", () => command("lumikuLoginRelease")(emailKey(reservation.email), addressKey(reservation.address))).pipe(
+      : redis.use("login release", () => run("lumikuLoginRelease", emailKey(reservation.email), addressKey(reservation.address))).pipe(
         Effect.timeout(STORE_BUDGET),
         Effect.ignore
       )
