@@ -1,4 +1,4 @@
-import { Effect, Metric } from "effect"
+import { Effect, Logger, LogLevel, Metric } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { makeLocalRateLimiter } from "../src/layers/RateLimiterLocal.js"
@@ -129,5 +129,41 @@ describe("in-process limiter", () => {
     expect((await Effect.runPromise(limiter.consume(policy, "k"))).allowed).toBe(false)
     await new Promise((r) => setTimeout(r, 150))
     expect((await Effect.runPromise(limiter.consume(policy, "k"))).allowed).toBe(true)
+  })
+})
+
+describe("each policy's mode when the store cannot answer", () => {
+  it("policies that grant credits or start paid work fail closed; the rest are limited in this process", async () => {
+    const { Layer } = await import("effect")
+    const { HttpServerRequest } = await import("@effect/platform")
+    const { RateLimitGuard } = await import("../src/http/RateLimitGuard.js")
+    const { RateLimiter } = await import("../src/services/RateLimiter.js")
+    const { RedisError } = await import("../src/services/Redis.js")
+    const { appConfigFrom } = await import("../src/layers/AppConfigLive.js")
+    const { AppConfig } = await import("../src/services/AppConfig.js")
+    const Broken = Layer.succeed(RateLimiter, RateLimiter.of({ consume: () => Effect.fail(new RedisError({ op: "rate-limit", cause: "down" })) }))
+    const layer = RateLimitGuard.Default.pipe(Layer.provide(Broken), Layer.provide(Layer.effect(AppConfig, appConfigFrom({ LOG_LEVEL: "silent" }))))
+    const request = HttpServerRequest.fromWeb(new Request("http://localhost/x"))
+    const outcomes = await Effect.runPromise(Effect.gen(function*() {
+      const guard = yield* RateLimitGuard
+      const names = ["health", "login", "general", "projectCreate", "register", "ai", "preset", "upload", "payment"] as const
+      const result: Record<string, string> = {}
+      for (const name of names) {
+        const outcome = yield* Effect.either(guard.enforce(name, "policy-table"))
+        result[name] = outcome._tag === "Left" ? outcome.left._tag : "allowed"
+      }
+      return result
+    }).pipe(Effect.provide(layer), Effect.provideService(HttpServerRequest.HttpServerRequest, request), Logger.withMinimumLogLevel(LogLevel.None)))
+    expect(outcomes).toEqual({
+      health: "allowed",
+      login: "allowed",
+      general: "allowed",
+      projectCreate: "allowed",
+      register: "ServiceUnavailable",
+      ai: "ServiceUnavailable",
+      preset: "ServiceUnavailable",
+      upload: "ServiceUnavailable",
+      payment: "ServiceUnavailable"
+    })
   })
 })

@@ -17,6 +17,23 @@ export type StoreFailureMode = "local" | "closed"
 /** The presets of the original system; each can be overridden, see rateLimitPolicies in AppConfigLive. */
 export type PolicyName = "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment"
 
+/**
+ * Each policy's mode when Redis cannot answer, so a route cannot forget it: closed for the policies
+ * that grant credits (register) or start paid or expensive work (generation, preset use, uploads,
+ * payments); the in-process limiter for the rest.
+ */
+export const STORE_FAILURE_MODE: Readonly<Record<PolicyName, StoreFailureMode>> = {
+  health: "local",
+  login: "local",
+  general: "local",
+  projectCreate: "local",
+  register: "closed",
+  ai: "closed",
+  preset: "closed",
+  upload: "closed",
+  payment: "closed"
+}
+
 /** A limiter call never holds a request longer than this; past it the store counts as failed. */
 const STORE_BUDGET = Duration.millis(150)
 
@@ -39,7 +56,12 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
     const clientAddress = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
       resolver.resolve(Option.getOrUndefined(request.remoteAddress), request.headers["x-forwarded-for"]) ?? "unknown-peer")
 
-    const enforce = Effect.fn("RateLimitGuard.enforce")(function*(name: PolicyName, key: string, onStoreFailure: StoreFailureMode) {
+    /** `onStoreFailure` overrides the policy's STORE_FAILURE_MODE (a test, or a route stricter than its policy). */
+    const enforce = Effect.fn("RateLimitGuard.enforce")(function*(
+      name: PolicyName,
+      key: string,
+      onStoreFailure: StoreFailureMode = STORE_FAILURE_MODE[name]
+    ) {
       const limit = policies[name]
       const policy: RateLimitPolicy = { name, limit: limit.limit, windowMs: Duration.toMillis(limit.window) }
       const shared = yield* limiter.consume(policy, key).pipe(Effect.timeout(STORE_BUDGET), Effect.either)

@@ -13,14 +13,14 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
     return handlers
       .handle("register", ({ payload }) =>
         Effect.gen(function*() {
-          yield* guard.enforce("register", yield* guard.clientAddress, "closed")
+          yield* guard.enforce("register", yield* guard.clientAddress)
           const session = yield* auth.register(payload)
           return { success: true, data: session } as const
         }))
       .handle("login", ({ payload }) =>
         Effect.gen(function*() {
           const address = yield* guard.clientAddress
-          yield* guard.enforce("login", address, "local")
+          yield* guard.enforce("login", address)
           const session = yield* auth.login(payload, address)
           return { success: true, data: session } as const
         }))

@@ -26,7 +26,7 @@ export const AuthenticationLive = Layer.effect(
             onNone: () => Effect.fail(new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" })),
             onSome: auth.authenticate
           })),
-          Effect.tap((user) => guard.enforce("general", `user:${user.id}`, "local")),
+          Effect.tap((user) => guard.enforce("general", `user:${user.id}`)),
           Effect.tap((user) => Effect.annotateCurrentSpan("userId", user.id))
         )
     })

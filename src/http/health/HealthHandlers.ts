@@ -14,7 +14,7 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
 
     const detailed = Effect.gen(function*() {
       // Fails open: the detailed report is a cheap read that must still answer while Redis is down.
-      yield* guard.enforce("health", yield* guard.clientAddress, "local")
+      yield* guard.enforce("health", yield* guard.clientAddress)
       const report = yield* health.detailed()
       return HttpServerResponse.unsafeJson(report.body, { status: report.healthy ? 200 : 503 })
     })
