@@ -42,8 +42,6 @@ interface UserRow {
   readonly created_at: Date
 }
 
-export { normalizeEmail } from "./auth/email.js"
-
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url")
 const newRefreshToken = () => randomBytes(32).toString("base64url")
 
