@@ -218,7 +218,7 @@ describe("rate limits on the auth routes", () => {
 })
 
 describe("rate-limit guard when Redis cannot answer", () => {
-  it("cheap routes fail open, and every failed check is counted", async () => {
+  it("cheap routes fall back to the in-process limiter, expensive ones fail closed, and every failed check is counted", async () => {
     const { Effect, Layer, Metric } = await import("effect")
     const { RateLimitGuard, rateLimitStoreFailures } = await import("../src/http/RateLimitGuard.js")
     const { RateLimiter } = await import("../src/services/RateLimiter.js")
@@ -231,11 +231,11 @@ describe("rate-limit guard when Redis cannot answer", () => {
     const request = HttpServerRequest.fromWeb(new Request("http://localhost/x"))
     const outcome = await Effect.runPromise(Effect.gen(function*() {
       const guard = yield* RateLimitGuard
-      const open = yield* Effect.either(guard.enforce("general", "user:1", "open"))
+      const open = yield* Effect.either(guard.enforce("general", "user:1", "local"))
       const closed = yield* Effect.either(guard.enforce("ai", "user:1", "closed"))
       const count = (decision: string, policy: string) =>
         Metric.value(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", decision), "policy", policy)).pipe(Effect.map((state) => state.count))
-      return { open: open._tag, closed: closed._tag === "Left" ? closed.left._tag : "Right", countedOpen: yield* count("open", "general"), countedClosed: yield* count("closed", "ai") }
+      return { open: open._tag, closed: closed._tag === "Left" ? closed.left._tag : "Right", countedOpen: yield* count("local", "general"), countedClosed: yield* count("closed", "ai") }
     }).pipe(Effect.provide(layer), Effect.provideService(HttpServerRequest.HttpServerRequest, request)))
     expect(outcome.open).toBe("Right")
     expect(outcome.closed).toBe("ServiceUnavailable")

@@ -2,7 +2,9 @@ import type { Effect } from "effect"
 import type { SqlClient } from "@effect/sql"
 import users from "./0001_users.js"
 import creditLedger from "./0002_credit_ledger.js"
-import ledgerRequestedAmount from "./0003_ledger_requested_amount.js"
+import retiredRefreshTokens from "./0003_retired_refresh_tokens.js"
+import normalizeEmails from "./0004_normalize_emails.js"
+import ledgerRequestedAmount from "./0005_ledger_requested_amount.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -11,5 +13,7 @@ import ledgerRequestedAmount from "./0003_ledger_requested_amount.js"
 export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>> = {
   "0001_users": users,
   "0002_credit_ledger": creditLedger,
-  "0003_ledger_requested_amount": ledgerRequestedAmount
+  "0003_retired_refresh_tokens": retiredRefreshTokens,
+  "0004_normalize_emails": normalizeEmails,
+  "0005_ledger_requested_amount": ledgerRequestedAmount
 }

@@ -3,6 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Option } from "effect"
 import { AccountLocked, Conflict, Unauthorized, ValidationError } from "../http/ApiError.js"
 import { AppConfig } from "./AppConfig.js"
+import { normalizeEmail, parseEmail } from "./auth/email.js"
 import { DUMMY_HASH, hashPassword, passwordProblem, verifyPassword } from "./auth/passwords.js"
 import { makeLoginThrottle } from "./auth/LoginThrottle.js"
 import { makeTokens } from "./auth/tokens.js"
@@ -41,10 +42,6 @@ interface UserRow {
   readonly created_at: Date
 }
 
-const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,190}\.[^\s@]{2,63}$/
-
-export const normalizeEmail = (raw: string) => raw.trim().toLowerCase()
-
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url")
 const newRefreshToken = () => randomBytes(32).toString("base64url")
 
@@ -52,6 +49,8 @@ const publicUser = (row: UserRow): PublicUser => ({ id: row.id, email: row.email
 
 const INVALID_CREDENTIALS = "Invalid email or password"
 const UNAUTHORIZED = "Your session is missing, invalid or expired; sign in again"
+const LOCKED = "Too many failed sign-in attempts; try again later"
+const WRONG_CURRENT_PASSWORD = "The current password is not correct"
 
 /**
  * Accounts and sessions. A JWT names a server-side session, so logout and a password change
@@ -92,8 +91,8 @@ export class Auth extends Effect.Service<Auth>()("app/Auth", {
       })
 
     const validateEmail = (raw: string) => {
-      const email = normalizeEmail(raw)
-      return EMAIL.test(email) && email.length <= 254
+      const email = parseEmail(raw)
+      return email !== undefined
         ? Effect.succeed(email)
         : Effect.fail(new ValidationError({ message: "Enter a valid email address", field: "email" }))
     }
@@ -125,20 +124,17 @@ export class Auth extends Effect.Service<Auth>()("app/Auth", {
     })
 
     const login = Effect.fn("Auth.login")(function*(input: { email: string; password: string }, clientAddress: string) {
-      const email = normalizeEmail(input.email)
-      const lock = yield* throttle.check(email, clientAddress)
-      if (lock.locked) {
-        return yield* new AccountLocked({ message: "Too many failed sign-in attempts; try again later", retryAfter: lock.retryAfterSeconds })
-      }
+      // What is not an address cannot be an account: counted and answered like a wrong password.
+      const email = parseEmail(input.email) ?? normalizeEmail(input.email)
+      const reservation = yield* throttle.reserve(email, clientAddress)
+      if (reservation.locked) return yield* new AccountLocked({ message: LOCKED, retryAfter: reservation.retryAfterSeconds })
       const found = yield* findByEmail(email)
       // The same work whether or not the account exists, so the answer and its timing say nothing.
       const storedHash = Option.isSome(found) ? found.value.password_hash : yield* DUMMY_HASH
       const ok = yield* verifyPassword(input.password, storedHash)
-      if (!ok || Option.isNone(found)) {
-        yield* throttle.recordFailure(email, clientAddress)
-        return yield* new Unauthorized({ message: INVALID_CREDENTIALS })
-      }
-      yield* throttle.clear(email)
+      // A failed check keeps its reservation: that is the failure count.
+      if (!ok || Option.isNone(found)) return yield* new Unauthorized({ message: INVALID_CREDENTIALS })
+      yield* throttle.release(reservation)
       return yield* openSession(found.value)
     })
 
@@ -168,12 +164,28 @@ export class Auth extends Effect.Service<Auth>()("app/Auth", {
     const refresh = Effect.fn("Auth.refresh")(function*(refreshToken: string) {
       const hash = sha256(refreshToken)
       const next = newRefreshToken()
+      // Rotation and retiring the old hash commit together. A concurrent use of the same token waits
+      // on the session row, then finds the hash rotated away and takes the reuse path below.
       const rotated = yield* sql<{ id: string; user_id: string }>`
-        UPDATE sessions SET refresh_token_hash = ${sha256(next)}
-        WHERE refresh_token_hash = ${hash} AND revoked_at IS NULL AND expires_at > now()
-        RETURNING id, user_id`.pipe(Effect.orDie)
+        WITH rotated AS (
+          UPDATE sessions SET refresh_token_hash = ${sha256(next)}
+          WHERE refresh_token_hash = ${hash} AND revoked_at IS NULL AND expires_at > now()
+          RETURNING id, user_id
+        ), retired AS (
+          INSERT INTO retired_refresh_tokens (token_hash, session_id) SELECT ${hash}, id FROM rotated
+        )
+        SELECT id, user_id FROM rotated`.pipe(Effect.orDie)
       const session = rotated[0]
-      if (session === undefined) return yield* new Unauthorized({ message: UNAUTHORIZED })
+      if (session === undefined) {
+        // A retired token presented again means two parties hold this session's tokens (theft
+        // detection, OAuth 2.0 Security BCP 4.14): the session ends, with its access tokens.
+        const revoked = yield* sql<{ id: string }>`
+          UPDATE sessions SET revoked_at = now()
+          WHERE id = (SELECT session_id FROM retired_refresh_tokens WHERE token_hash = ${hash}) AND revoked_at IS NULL
+          RETURNING id`.pipe(Effect.orDie)
+        if (revoked[0] !== undefined) yield* Effect.logWarning("refresh token reused; session revoked", { sessionId: revoked[0].id })
+        return yield* new Unauthorized({ message: UNAUTHORIZED })
+      }
       const token = yield* tokens.sign({ userId: session.user_id, sessionId: session.id })
       return { token, refreshToken: next }
     })
@@ -186,28 +198,46 @@ export class Auth extends Effect.Service<Auth>()("app/Auth", {
 
     const updateProfile = Effect.fn("Auth.updateProfile")(function*(
       user: CurrentUserShape,
-      input: { name?: string | undefined; email?: string | undefined; currentPassword?: string | undefined; newPassword?: string | undefined }
+      input: { name?: string | undefined; email?: string | undefined; currentPassword?: string | undefined; newPassword?: string | undefined },
+      clientAddress: string
     ) {
-      const row = Option.getOrUndefined(yield* findById(user.id))
-      if (row === undefined) return yield* new Unauthorized({ message: UNAUTHORIZED })
-      const email = input.email === undefined ? row.email : yield* validateEmail(input.email)
-      const changingPassword = input.newPassword !== undefined && input.newPassword !== ""
-      if (changingPassword || email !== row.email) {
-        // Changing how one signs in needs the current password.
-        if (input.currentPassword === undefined || !(yield* verifyPassword(input.currentPassword, row.password_hash))) {
-          return yield* new Unauthorized({ message: "The current password is not correct" })
-        }
-      }
-      if (changingPassword) {
-        const problem = passwordProblem(input.newPassword!)
+      const newEmail = input.email === undefined ? undefined : yield* validateEmail(input.email)
+      const newPassword = input.newPassword !== undefined && input.newPassword !== "" ? input.newPassword : undefined
+      if (newPassword !== undefined) {
+        const problem = passwordProblem(newPassword)
         if (problem !== undefined) return yield* new ValidationError({ message: problem, field: "newPassword" })
       }
-      const passwordHash = changingPassword ? yield* hashPassword(input.newPassword!) : row.password_hash
-      const name = input.name === undefined ? row.name : input.name.trim() || null
       return yield* sql.withTransaction(
         Effect.gen(function*() {
+          // The row lock orders concurrent updates of one account: each one checks its session and
+          // the current password against the row as the previous update left it, so a request
+          // authorised by a credential that a concurrent change replaced fails instead of undoing it.
+          const row = (yield* sql<UserRow>`
+            SELECT id, email, name, role, tags, balance, password_hash, created_at FROM users
+            WHERE id = ${user.id} FOR UPDATE`.pipe(Effect.orDie))[0]
+          const live = yield* sql`
+            SELECT 1 FROM sessions WHERE id = ${user.sessionId} AND revoked_at IS NULL AND expires_at > now()`.pipe(Effect.orDie)
+          if (row === undefined || live.length === 0) return yield* new Unauthorized({ message: UNAUTHORIZED })
+          const emailChanges = newEmail !== undefined && newEmail !== row.email
+          const credentialsChange = newPassword !== undefined || emailChanges
+          if (credentialsChange) {
+            // Changing how one signs in needs the current password, checked under the login lockout.
+            if (input.currentPassword === undefined) return yield* new Unauthorized({ message: WRONG_CURRENT_PASSWORD })
+            const reservation = yield* throttle.reserve(row.email, clientAddress)
+            if (reservation.locked) return yield* new AccountLocked({ message: LOCKED, retryAfter: reservation.retryAfterSeconds })
+            if (!(yield* verifyPassword(input.currentPassword, row.password_hash))) {
+              return yield* new Unauthorized({ message: WRONG_CURRENT_PASSWORD })
+            }
+            yield* throttle.release(reservation)
+          }
+          // Only what the request changes is written.
+          const changes: Record<string, string | null> = {}
+          if (emailChanges) changes["email"] = newEmail
+          if (input.name !== undefined) changes["name"] = input.name.trim() || null
+          if (newPassword !== undefined) changes["password_hash"] = yield* hashPassword(newPassword)
+          if (Object.keys(changes).length === 0) return { user: publicUser(row) }
           const updated = yield* sql<UserRow>`
-            UPDATE users SET email = ${email}, name = ${name}, password_hash = ${passwordHash}, updated_at = now()
+            UPDATE users SET ${sql.update(changes)}, updated_at = now()
             WHERE id = ${user.id}
             RETURNING id, email, name, role, tags, balance, password_hash, created_at`.pipe(
             Effect.catchTag("SqlError", (error) =>
@@ -216,7 +246,7 @@ export class Auth extends Effect.Service<Auth>()("app/Auth", {
                 : Effect.die(error))
           )
           const next = updated[0]!
-          if (!changingPassword && email === row.email) return { user: publicUser(next) }
+          if (!credentialsChange) return { user: publicUser(next) }
           // New credentials: every session ends, including this one, which is replaced.
           yield* sql`UPDATE sessions SET revoked_at = now() WHERE user_id = ${user.id} AND revoked_at IS NULL`.pipe(Effect.orDie)
           const session = yield* openSession(next)

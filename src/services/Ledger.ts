@@ -28,7 +28,7 @@ const LedgerRow = Schema.Struct({
   reference: Schema.NullOr(Schema.String),
   idempotencyKey: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("idempotency_key")),
   refundOf: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("refund_of")),
-  /** What the operation asked for, before the enterprise exemption; null on 0-delta rows from before migration 0003. */
+  /** What the operation asked for, before the enterprise exemption; null on 0-delta rows from before migration 0005. */
   requestedAmount: Schema.propertySignature(Schema.NullOr(Int8)).pipe(Schema.fromKey("requested_amount")),
   createdAt: Schema.propertySignature(Schema.DateFromSelf).pipe(Schema.fromKey("created_at"))
 })
@@ -219,7 +219,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
     /**
      * A repeated key returns the first result, provided it names the same operation: user, kind, the amount
      * asked for (not the delta, which is 0 for an enterprise charge) and reference. The reason is free text
-     * and is not compared. A 0-delta row from before migration 0003 has no recorded request: the delta is all
+     * and is not compared. A 0-delta row from before migration 0005 has no recorded request: the delta is all
      * there is to compare, so any usage amount replays it.
      */
     const replay = (

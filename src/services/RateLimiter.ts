@@ -1,4 +1,4 @@
-import { Context, type Effect } from "effect"
+import { Context, type Effect, Metric } from "effect"
 import type { RedisError } from "./Redis.js"
 
 export interface RateLimitPolicy {
@@ -24,3 +24,11 @@ export interface RateLimiterShape {
 }
 
 export class RateLimiter extends Context.Tag("app/RateLimiter")<RateLimiter, RateLimiterShape>() {}
+
+/**
+ * Limit checks (rate limits and the login lockout) that the shared store could not answer, by the
+ * decision taken: `local` (the in-process fallback decided) or `closed` (refused with 503).
+ */
+export const rateLimitStoreFailures = Metric.counter("rate_limit_store_failures_total", {
+  description: "Rate-limit checks the store could not answer, by the decision taken"
+})

@@ -13,14 +13,14 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
     return handlers
       .handle("register", ({ payload }) =>
         Effect.gen(function*() {
-          yield* guard.enforce("register", yield* guard.clientAddress, "open")
+          yield* guard.enforce("register", yield* guard.clientAddress)
           const session = yield* auth.register(payload)
           return { success: true, data: session } as const
         }))
       .handle("login", ({ payload }) =>
         Effect.gen(function*() {
           const address = yield* guard.clientAddress
-          yield* guard.enforce("login", address, "open")
+          yield* guard.enforce("login", address)
           const session = yield* auth.login(payload, address)
           return { success: true, data: session } as const
         }))
@@ -32,7 +32,7 @@ export const AuthHandlers = HttpApiBuilder.group(Api, "auth", (handlers) =>
       .handle("updateProfile", ({ payload }) =>
         Effect.gen(function*() {
           const user = yield* CurrentUser
-          const result = yield* auth.updateProfile(user, payload)
+          const result = yield* auth.updateProfile(user, payload, yield* guard.clientAddress)
           return { success: true, data: result, ...result } as const
         }))
   }))

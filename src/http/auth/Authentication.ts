@@ -13,7 +13,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
-/** Also applies the general per-user API limit (100/min by default), failing open when Redis is down. */
+/** Also applies the general per-user API limit (100/min by default), limited in this process when Redis is down. */
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.gen(function*() {
@@ -26,7 +26,7 @@ export const AuthenticationLive = Layer.effect(
             onNone: () => Effect.fail(new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" })),
             onSome: auth.authenticate
           })),
-          Effect.tap((user) => guard.enforce("general", `user:${user.id}`, "open")),
+          Effect.tap((user) => guard.enforce("general", `user:${user.id}`)),
           Effect.tap((user) => Effect.annotateCurrentSpan("userId", user.id))
         )
     })

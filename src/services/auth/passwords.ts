@@ -1,21 +1,40 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto"
+import { availableParallelism } from "node:os"
 import { Effect } from "effect"
 
 /**
  * Password hashing with scrypt from node:crypto (memory-hard: N=2^15, r=8 is 32 MiB per hash), run
  * on libuv's thread pool so the event loop never blocks. Stored as `scrypt$N$r$p$salt$hash`.
  */
+
+/**
+ * How many derivations may run at once. libuv's pool (UV_THREADPOOL_SIZE, read by libuv itself
+ * from the process environment, 4 by default) also serves fs, dns.lookup and zlib; unbounded,
+ * 16 concurrent logins fill it and every file operation (uploads, the storage health probe) queues
+ * behind ~100 ms hashes. So hashing takes at most pool - 2 threads and leaves one CPU to the event
+ * loop (at least 1 permit): more would not hash faster, only starve the loop and hold more 32 MiB
+ * buffers. Further logins wait in a FIFO semaphore: 50 at once cost a few seconds, well inside the
+ * request timeout.
+ *
+ * A semaphore rather than a worker_threads pool: scrypt already runs off the event loop, so only
+ * the number in flight needs bounding, with no extra threads or message passing.
+ */
+const UV_THREADPOOL_SIZE = Number(process.env["UV_THREADPOOL_SIZE"]) || 4
+export const HASH_CONCURRENCY = Math.max(1, Math.min(UV_THREADPOOL_SIZE - 2, availableParallelism() - 1))
+const hashPermits = Effect.unsafeMakeSemaphore(HASH_CONCURRENCY)
 const N = 32768
 const R = 8
 const P = 1
 const KEY_LENGTH = 32
 const MAX_MEMORY = 64 * 1024 * 1024
 
+// Uninterruptible once started: an interrupted request (client gone) keeps its permit until the
+// thread-pool work it started has finished, so the bound holds.
 const derive = (password: string, salt: Buffer, n: number, r: number, p: number) =>
-  Effect.async<Buffer, Error>((resume) => {
+  hashPermits.withPermits(1)(Effect.uninterruptible(Effect.async<Buffer, Error>((resume) => {
     scrypt(password.normalize("NFKC"), salt, KEY_LENGTH, { N: n, r, p, maxmem: MAX_MEMORY }, (error, key) =>
       resume(error === null ? Effect.succeed(key) : Effect.fail(error)))
-  })
+  })))
 
 export const hashPassword = (password: string) =>
   Effect.suspend(() => {
