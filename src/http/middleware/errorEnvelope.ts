@@ -56,6 +56,18 @@ const sqlStateOf = (error: unknown): string | undefined => {
   return undefined
 }
 
+/**
+ * The multipart parser (multipasta) reports a Content-Type without a boundary by emitting 'error'
+ * before the platform listens, so it arrives as Node's ERR_UNHANDLED_ERROR carrying the parser's
+ * error, instead of a MultipartError.
+ */
+const MULTIPASTA_ERRORS = new Set(["InvalidBoundary", "BadHeaders", "InvalidDisposition", "EndNotReached"])
+const isMultipastaError = (error: unknown): boolean => {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== "ERR_UNHANDLED_ERROR") return false
+  const context = (error as { context?: unknown }).context
+  return typeof context === "object" && context !== null && MULTIPASTA_ERRORS.has(String((context as { _tag?: unknown })._tag))
+}
+
 const fromMultipart = (error: Multipart.MultipartError, limitBytes: number): Envelope => {
   switch (error.reason) {
     case "FileTooLarge":
@@ -99,6 +111,9 @@ const fromFailure = (error: unknown, limitBytes: number): Envelope | undefined =
     }
   }
   if (error instanceof Multipart.MultipartError) return fromMultipart(error, limitBytes)
+  if (isMultipastaError(error)) {
+    return { status: 400, code: "MALFORMED_REQUEST", message: "The multipart body could not be read" }
+  }
   const sqlState = sqlStateOf(error)
   const badInput = sqlState === undefined ? undefined : BAD_INPUT_SQLSTATES.get(sqlState)
   if (badInput !== undefined) {
@@ -118,7 +133,7 @@ const fromFailure = (error: unknown, limitBytes: number): Envelope | undefined =
   return undefined
 }
 
-const tooLarge = (limitBytes: number): Envelope => ({
+export const tooLarge = (limitBytes: number): Envelope => ({
   status: 413,
   code: "PAYLOAD_TOO_LARGE",
   message: `The request body is larger than the limit of ${limitBytes} bytes`,
@@ -127,23 +142,27 @@ const tooLarge = (limitBytes: number): Envelope => ({
 
 const INTERNAL: Envelope = { status: 500, code: "INTERNAL", message: "Internal server error" }
 
+/** The one error body, as a plain object (also written by the Node-level answers in HttpServerLive). */
+export const envelopeBody = (envelope: Envelope, requestId: string) => ({
+  success: false,
+  error: envelope.message,
+  message: envelope.message,
+  code: envelope.code,
+  requestId,
+  ...envelope.fields
+})
+
 export const envelopeResponse = (envelope: Envelope, requestId: string) =>
   HttpServerResponse.unsafeJson(
-    {
-      success: false,
-      error: envelope.message,
-      message: envelope.message,
-      code: envelope.code,
-      requestId,
-      ...envelope.fields
-    },
+    envelopeBody(envelope, requestId),
     { status: envelope.status, ...(envelope.headers === undefined ? {} : { headers: envelope.headers }) }
   )
 
 /** Turns any failure of the app into the error body; defects are logged with their stack and answer 500. */
 export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number, requestId: string) =>
   Effect.suspend(() => {
-    if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+    // Re-raised as it is: who interrupted (the client going away, or the server) decides 499 or 503.
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>) // no failure in it, only interruptions
     // The platform turns an unreadable body into a defect, so defects are classified too.
     const envelope = fromFailure(Cause.squash(cause), limitBytes)
     if (envelope !== undefined) {
@@ -170,5 +189,6 @@ export const errorEnvelope = (limitBytes: number) => (app: HttpApp.Default): Htt
     if (length !== undefined && Number(length) > limitBytes) {
       return Effect.succeed(envelopeResponse(tooLarge(limitBytes), requestId))
     }
+
     return Effect.catchAllCause(app, (cause) => causeToResponse(cause, limitBytes, requestId))
   })

@@ -1,6 +1,19 @@
-import { type HttpApp, HttpServerRequest } from "@effect/platform"
+import { type HttpApp, HttpServerError, HttpServerRequest } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Context, Effect, Exit } from "effect"
+import { wasRefusedForSize } from "../bodyLimit.js"
 import { requestIdOf } from "../requestContext.js"
+
+/**
+ * The status the client got: a body refused at the Node level (see bodyLimit) is 413 whatever the
+ * handler computed; a failure is what the platform answers for it: 499 when the client went away
+ * (nothing was sent), 503 when the server interrupted the request, otherwise 500.
+ */
+const statusOf = (request: HttpServerRequest.HttpServerRequest, exit: Exit.Exit<{ readonly status: number }, unknown>) => {
+  if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return Effect.succeed(413)
+  if (Exit.isSuccess(exit)) return Effect.succeed(exit.value.status)
+  return Effect.map(HttpServerError.causeResponse(exit.cause), ([response]) => response.status)
+}
 
 /**
  * Outermost middleware: annotates every log line below with the request id (assigned by the
@@ -16,12 +29,13 @@ export const requestLog = (app: HttpApp.Default): HttpApp.Default =>
     const route = queryAt === -1 ? request.url : request.url.slice(0, queryAt)
     return app.pipe(
       Effect.onExit((exit) =>
-        Effect.logInfo("request", {
-          method: request.method,
-          route,
-          status: Exit.isSuccess(exit) ? exit.value.status : 500,
-          durationMs: Math.round((performance.now() - start) * 100) / 100
-        })
+        Effect.flatMap(statusOf(request, exit), (status) =>
+          Effect.logInfo("request", {
+            method: request.method,
+            route,
+            status,
+            durationMs: Math.round((performance.now() - start) * 100) / 100
+          }))
       ),
       Effect.annotateLogs("requestId", requestIdOf(request.headers))
     )
