@@ -264,6 +264,9 @@ describe("error envelope and request middleware", () => {
       expect(answer.head).toContain("connection: close")
       expectEnvelope(answer.body, code)
       expect(answer.head).toContain(`x-request-id: ${answer.body["requestId"]}`)
+      const requestId = String(answer.body["requestId"])
+      await waitFor(() => accessLines(requestId).length > 0)
+      expect(accessLines(requestId)[0]).toMatchObject({ status, code })
     }
     expect((await call("/missing")).status).toBe(404)
   })

@@ -15,6 +15,8 @@ export const isSecretPath = (path: ReadonlyArray<PropertyKey>): boolean =>
   path.some((segment) => typeof segment === "string" && SECRET_KEY.test(segment))
 
 const ACTUAL = ", actual "
+/** Effect's messages that never quote the value. */
+const QUOTES_NOTHING = /^is (?:missing|unexpected)\b/
 const PLAIN_VALUE = /^(?:"|-?\d|true\b|false\b|null\b|undefined\b|NaN\b|-?Infinity\b)/
 
 /**
@@ -25,7 +27,7 @@ const PLAIN_VALUE = /^(?:"|-?\d|true\b|false\b|null\b|undefined\b|NaN\b|-?Infini
 export const safeIssueMessage = (path: ReadonlyArray<PropertyKey>, message: string): string => {
   const secret = isSecretPath(path)
   const at = message.indexOf(ACTUAL)
-  if (at === -1) return secret ? "is invalid" : truncate(message, 2 * ECHO_LIMIT)
+  if (at === -1) return secret && !QUOTES_NOTHING.test(message) ? "is invalid" : truncate(message, 2 * ECHO_LIMIT)
   const expected = truncate(message.slice(0, at), ECHO_LIMIT)
   const actual = message.slice(at + ACTUAL.length)
   return secret || !PLAIN_VALUE.test(actual) ? expected : `${expected}${ACTUAL}${truncate(actual)}`

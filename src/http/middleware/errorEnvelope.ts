@@ -68,7 +68,8 @@ const isMultipastaError = (error: unknown): boolean => {
   return typeof context === "object" && context !== null && MULTIPASTA_ERRORS.has(String((context as { _tag?: unknown })._tag))
 }
 
-const fromMultipart = (error: Multipart.MultipartError, limitBytes: number): Envelope => {
+/** A multipart body the client got wrong; an InternalError (the server failing to store a part) stays a 500. */
+const fromMultipart = (error: Multipart.MultipartError, limitBytes: number): Envelope | undefined => {
   switch (error.reason) {
     case "FileTooLarge":
     case "FieldTooLarge":
@@ -77,8 +78,9 @@ const fromMultipart = (error: Multipart.MultipartError, limitBytes: number): Env
     case "TooManyParts":
       return { status: 413, code: "PAYLOAD_TOO_LARGE", message: "The multipart body has too many parts" }
     case "Parse":
-    case "InternalError":
       return { status: 400, code: "MALFORMED_REQUEST", message: "The multipart body could not be read" }
+    case "InternalError":
+      return undefined
   }
 }
 
