@@ -3,6 +3,9 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { safeIssueMessage } from "../src/http/echo.js"
+import { inspectJson, MAX_JSON_DEPTH } from "../src/http/jsonBody.js"
+import { jsonMediaType } from "../src/http/mediaType.js"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
 
@@ -40,6 +43,53 @@ const expectEnvelope = (answer: Answer, status: number, code: string) => {
   expect(answer.body["error"]).toBe(answer.body["message"])
   expect(answer.body["requestId"]).toBe(answer.headers.get("x-request-id"))
 }
+
+describe("hostile input helpers (pure)", () => {
+  it("parses the media type instead of matching substrings", () => {
+    const cases: ReadonlyArray<[string, ReturnType<typeof jsonMediaType>]> = [
+      ["application/json", "json"],
+      ["application/json; charset=utf-8", "json"],
+      ["APPLICATION/JSON", "json"],
+      ["application/vnd.api+json", "structured"],
+      ["text/plain; x=application/json", undefined],
+      ["text/plain;application/json", undefined],
+      ["application/jsonp", undefined],
+      ["application/json-patch", undefined],
+      ["multipart/form-data; boundary=application/json", undefined],
+      ["application/x-www-form-urlencoded", undefined],
+      ["", undefined],
+      ["application/json;;;=", undefined]
+    ]
+    for (const [header, expected] of cases) expect(jsonMediaType(header), header).toBe(expected)
+  })
+
+  it("finds NUL in strings and keys, and nesting past the limit, without recursion", () => {
+    expect(inspectJson({ a: [{ b: "x\u0000" }] })).toEqual({ _tag: "NulCharacter", path: ["a", 0, "b"] })
+    expect(inspectJson({ ["k\u0000"]: 1 })).toMatchObject({ _tag: "NulCharacter" })
+    expect(inspectJson({ a: "\\u0000 is text, not NUL" })).toBeUndefined()
+    const nest = (depth: number): unknown => {
+      let value: unknown = 1
+      for (let i = 0; i < depth; i++) value = [value]
+      return value
+    }
+    expect(inspectJson(nest(MAX_JSON_DEPTH))).toBeUndefined()
+    expect(inspectJson(nest(MAX_JSON_DEPTH + 1))).toEqual({ _tag: "TooDeep", maxDepth: MAX_JSON_DEPTH })
+    expect(inspectJson(nest(1_000_000))).toMatchObject({ _tag: "TooDeep" })
+  })
+
+  it("keeps at most ~100 characters of a plain value, none of a secret field, none of an object", () => {
+    const long = `Expected a string at most 100 character(s) long, actual "${"x".repeat(5000)}"`
+    expect(safeIssueMessage(["name"], long).length).toBeLessThan(250)
+    expect(safeIssueMessage(["name"], long)).toContain("actual \"xxx")
+    for (const field of ["password", "currentPassword", "newPassword", "token", "refreshToken", "secret", "apiKey", "signature"]) {
+      expect(safeIssueMessage([field], `Expected string, actual "hunter2-value"`), field).toBe("Expected string")
+      expect(safeIssueMessage(["nested", field], `Unable to decode "hunter2-value" into a number`), field).toBe("is invalid")
+      expect(safeIssueMessage([field], "is missing"), field).toBe("is missing")
+    }
+    const file = `Expected string, actual {"_id":"PersistedFile","path":"/tmp/upload-1234/x.txt"}`
+    expect(safeIssueMessage(["title"], file)).toBe("Expected string")
+  })
+})
 
 describe("hostile input to the real app", () => {
   let app: InProcessApp
@@ -105,6 +155,18 @@ describe("hostile input to the real app", () => {
         expect(await usersWith(email)).toBe(0)
       })
     }
+
+    it("a page cannot lock an account out with cross-site form posts", async () => {
+      const email = freshEmail()
+      expect((await send(app.url("/api/auth/register"), json({ email, password: PASSWORD }))).status).toBe(201)
+      for (let i = 0; i < 8; i++) {
+        const form = await send(app.url("/api/auth/login"), { method: "POST", body: new URLSearchParams({ email, password: `wrong-${i}` }) })
+        expect(form.status).toBe(415)
+        const text = await send(app.url("/api/auth/login"), { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ email, password: `wrong-${i}` }) })
+        expect(text.status).toBe(415)
+      }
+      expect((await send(app.url("/api/auth/login"), json({ email, password: PASSWORD }))).status).toBe(200)
+    })
 
     it("accepts application/json with parameters and application/*+json", async () => {
       for (const contentType of ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]) {

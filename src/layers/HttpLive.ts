@@ -47,7 +47,8 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
       Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limit))),
       Layer.provide(HttpApiBuilder.middleware(crossSite(config.cors.policy, jsonRoutes))), // inside the envelope
       Layer.provide(ApiLive),
-      // Bodies without a Content-Length are cut off at the same limit while they stream in.
+      // Bodies without a Content-Length are answered 413 at the Node level (http/bodyLimit.ts) before
+      // the platform's own check, which stays as a backstop for any other reader.
       Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(limit)))),
       // The same (memoized) router instance `serve` uses, so Swagger and extra routes land on it.
       Layer.provide(HttpApiBuilder.Router.Live)

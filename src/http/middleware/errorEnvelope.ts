@@ -4,9 +4,9 @@ import {
   HttpApiSchema,
   HttpServerError,
   HttpServerRequest,
-  HttpServerResponse
+  HttpServerResponse,
+  Multipart
 } from "@effect/platform"
-import { Multipart } from "@effect/platform"
 import { Cause, Context, Effect, type Schema } from "effect"
 import { errorCode } from "../ApiError.js"
 import { safeIssueMessage, truncate } from "../echo.js"
@@ -191,6 +191,5 @@ export const errorEnvelope = (limitBytes: number) => (app: HttpApp.Default): Htt
     if (length !== undefined && Number(length) > limitBytes) {
       return Effect.succeed(envelopeResponse(tooLarge(limitBytes), requestId))
     }
-
     return Effect.catchAllCause(app, (cause) => causeToResponse(cause, limitBytes, requestId))
   })
