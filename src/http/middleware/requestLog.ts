@@ -11,6 +11,9 @@ import { requestIdOf } from "../requestContext.js"
 const failureStatus = (cause: Cause.Cause<unknown>) =>
   Effect.map(HttpServerError.causeResponse(cause), ([response]) => response.status)
 
+const accessLine = (method: string, route: string, start: number, status: number) =>
+  Effect.logInfo("request", { method, route, status, durationMs: Math.round((performance.now() - start) * 100) / 100 })
+
 /**
  * Outermost middleware: annotates every log line below with the request id (assigned by the
  * HTTP server, see HttpServerLive) and writes one access log line per request. Everything inside
@@ -25,16 +28,11 @@ export const requestLog = (app: HttpApp.Default): HttpApp.Default =>
     const route = queryAt === -1 ? request.url : request.url.slice(0, queryAt)
     return app.pipe(
       Effect.onExit((exit) => {
-        const log = (status: number) =>
-          Effect.logInfo("request", {
-            method: request.method,
-            route,
-            status,
-            durationMs: Math.round((performance.now() - start) * 100) / 100
-          })
         // A body refused at the Node level (see bodyLimit) got 413, whatever the handler did.
-        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return log(413)
-        return Exit.isSuccess(exit) ? log(exit.value.status) : Effect.flatMap(failureStatus(exit.cause), log)
+        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return accessLine(request.method, route, start, 413)
+        return Exit.isSuccess(exit)
+          ? accessLine(request.method, route, start, exit.value.status)
+          : Effect.flatMap(failureStatus(exit.cause), (status) => accessLine(request.method, route, start, status))
       }),
       Effect.annotateLogs("requestId", requestIdOf(request.headers))
     )
