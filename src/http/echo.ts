@@ -28,7 +28,7 @@ export const safeIssueMessage = (path: ReadonlyArray<PropertyKey>, message: stri
   const secret = isSecretPath(path)
   const at = message.indexOf(ACTUAL)
   if (at === -1) return secret && !QUOTES_NOTHING.test(message) ? "is invalid" : truncate(message, 2 * ECHO_LIMIT)
-  const expected = truncate(message.slice(0, at), ECHO_LIMIT)
+  const expected = truncate(message.slice(0, at), 2 * ECHO_LIMIT) // the schema's own text, not the request's
   const actual = message.slice(at + ACTUAL.length)
   return secret || !PLAIN_VALUE.test(actual) ? expected : `${expected}${ACTUAL}${truncate(actual)}`
 }
