@@ -339,12 +339,22 @@ describe("CORS over HTTP (the real app, in process)", () => {
     expect(answer.headers["access-control-allow-methods"]).toBeUndefined()
   })
 
-  it("CORS is not authorization: a denied simple POST still reaches its handler, only unreadable to the page", async () => {
+  it("an unauthenticated POST from a denied origin is refused 403 before its handler; with a bearer token or no Origin it runs", async () => {
     const before = submissions
-    const answer = await send(app.url("/__cors/submit"), "POST", { origin: DENIED, "content-type": "text/plain" })
-    expect(answer.status).toBe(200)
-    expect(submissions).toBe(before + 1)
-    expectDenied(answer)
+    const refused = await send(app.url("/__cors/submit"), "POST", { origin: DENIED, "content-type": "text/plain" })
+    expect(refused.status).toBe(403)
+    expect(JSON.parse(refused.body)).toMatchObject({ success: false, code: "FORBIDDEN" })
+    expectDenied(refused)
+    expect(submissions).toBe(before)
+
+    const bearer = await send(app.url("/__cors/submit"), "POST", { origin: DENIED, "content-type": "text/plain", authorization: "Bearer x" })
+    expect(bearer.status).toBe(200)
+    expectDenied(bearer)
+    const serverToServer = await send(app.url("/__cors/submit"), "POST", { "content-type": "text/plain" })
+    expect(serverToServer.status).toBe(200)
+    const allowed = await send(app.url("/__cors/submit"), "POST", { origin: ALLOWED, "content-type": "text/plain" })
+    expect(allowed.status).toBe(200)
+    expect(submissions).toBe(before + 3)
   })
 
   it("one-label mode denies nested subdomains; any-depth mode allows them but never the apex", async () => {

@@ -7,7 +7,9 @@ import { AuthenticationLive } from "../http/auth/Authentication.js"
 import { AuthHandlers } from "../http/auth/AuthHandlers.js"
 import { CreditsHandlers } from "../http/credits/CreditsHandlers.js"
 import { HealthHandlers } from "../http/health/HealthHandlers.js"
+import { makeJsonRoutes } from "../http/jsonRoutes.js"
 import { cors } from "../http/middleware/cors.js"
+import { crossSite } from "../http/middleware/crossSite.js"
 import { errorEnvelope } from "../http/middleware/errorEnvelope.js"
 import { requestLog } from "../http/middleware/requestLog.js"
 import { AppConfig } from "../services/AppConfig.js"
@@ -29,6 +31,8 @@ export interface HttpOptions {
   readonly extraRoutes?: ExtraRoutes
 }
 
+const jsonRoutes = makeJsonRoutes(Api)
+
 /** The HttpApi served with its middleware: request id and access log outermost, then the error body. */
 const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
@@ -42,8 +46,10 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(HttpApiBuilder.middleware(cors(config.cors.policy))), // added after, so outside, the envelope
       Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limit))),
+      Layer.provide(HttpApiBuilder.middleware(crossSite(config.cors.policy, jsonRoutes))), // inside the envelope
       Layer.provide(ApiLive),
-      // Bodies without a Content-Length are cut off at the same limit while they stream in.
+      // Bodies without a Content-Length are answered 413 at the Node level (http/bodyLimit.ts) before
+      // the platform's own check, which stays as a backstop for any other reader.
       Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(limit)))),
       // The same (memoized) router instance `serve` uses, so Swagger and extra routes land on it.
       Layer.provide(HttpApiBuilder.Router.Live)

@@ -12,7 +12,12 @@ export const HistoryItem = Schema.Struct({
   createdAt: Schema.String
 }).annotations({ identifier: "CreditHistoryItem" })
 
-const Cursor = Schema.String.pipe(Schema.pattern(/^\d{1,18}$/, { message: () => "cursor must be the X-Next-Cursor value of the previous page" }))
+const cursorMessage = { message: () => "cursor must be the X-Next-Cursor value of the previous page" }
+/** A ledger id: digits that name a safe integer (9007199254740993 would round to another id). */
+const Cursor = Schema.compose(
+  Schema.String.pipe(Schema.pattern(/^[1-9]\d{0,15}$/, cursorMessage)),
+  Schema.NumberFromString
+).pipe(Schema.filter((n) => Number.isSafeInteger(n), cursorMessage))
 const Limit = Schema.compose(
   Schema.String.pipe(Schema.pattern(/^\d{1,3}$/, { message: () => "limit must be a whole number from 1 to 100" })),
   Schema.NumberFromString

@@ -17,7 +17,7 @@ export const CreditsHandlers = HttpApiBuilder.group(Api, "credits", (handlers) =
         Effect.gen(function*() {
           const user = yield* CurrentUser
           const page = yield* ledger.history(user.id, {
-            cursor: urlParams.cursor === undefined ? undefined : Number(urlParams.cursor),
+            cursor: urlParams.cursor,
             limit: urlParams.limit
           }).pipe(Effect.orDie)
           const body = page.items.map((entry) => ({

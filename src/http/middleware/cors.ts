@@ -20,9 +20,9 @@ const varyOnly = (response: HttpServerResponse.HttpServerResponse) => {
  * Access-Control-Request-Method) is answered here with 204: for a denied origin without any
  * Access-Control-Allow-* header, which the browser treats as a refusal.
  *
- * CORS is not authorization: a denied "simple" request (a GET, or a POST with a form or text body)
- * still reaches its handler; the browser only hides the answer. Authentication protects the
- * state-changing routes.
+ * CORS is not authorization: a denied "simple" GET still reaches its handler; the browser only
+ * hides the answer. State-changing requests from a denied origin without credentials are refused
+ * by crossSite (inside this middleware, so its 403 carries `Vary: Origin` too).
  */
 export const cors = (policy: CorsPolicy) => {
   const preflightDenied = { vary: "Origin" }
