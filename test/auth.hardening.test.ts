@@ -3,23 +3,12 @@ import { Effect, Logger, LogLevel } from "effect"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
+import { call, bearer, freshEmail } from "./support/api.js"
 
 const P1 = "Correct-Horse-42"
 const P2 = "Another-Secret-77"
 
-const call = async (app: InProcessApp, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const response = await fetch(app.url(path), {
-    method,
-    headers: { "content-type": "application/json", ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, headers: response.headers, body: (text === "" ? {} : JSON.parse(text)) as Record<string, any> }
-}
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-let counter = 0
-const freshEmail = () => `hard.${Date.now()}.${++counter}@example.com`
 
 describe("account hardening", () => {
   let app: InProcessApp
@@ -40,7 +29,7 @@ describe("account hardening", () => {
     await app?.close()
     await db.end()
   })
-  const register = async (email = freshEmail(), password = P1) => {
+  const register = async (email = freshEmail("hard"), password = P1) => {
     const r = await call(app, "POST", "/api/auth/register", { email, password })
     expect(r.status).toBe(201)
     return r.body["data"] as { user: { id: string; email: string }; token: string; refreshToken: string }
@@ -51,10 +40,10 @@ describe("account hardening", () => {
     // The reported race: the email change reads the row before the password change commits and
     // writes the old hash back after it. Delays span the window on either side of that commit.
     for (const delay of [30, 60, 90, 120, 150, 180, 210, 240]) {
-      const email = freshEmail()
+      const email = freshEmail("hard")
       const first = await register(email)
       const second = (await call(app, "POST", "/api/auth/login", { email, password: P1 })).body["data"].token as string
-      const newEmail = freshEmail()
+      const newEmail = freshEmail("hard")
       const passwordChange = call(app, "PUT", "/api/auth/profile", { currentPassword: P1, newPassword: P2 }, bearer(first.token))
       await sleep(delay)
       const emailChange = call(app, "PUT", "/api/auth/profile", { currentPassword: P1, email: newEmail }, bearer(second))
@@ -72,7 +61,7 @@ describe("account hardening", () => {
   it("writes only the fields a request changes: a name change next to a password change keeps both, or is refused", async () => {
     // Old behaviour: the password change wrote back the name it had read before the name change committed.
     for (let trial = 0; trial < 4; trial++) {
-      const email = freshEmail()
+      const email = freshEmail("hard")
       const first = await register(email)
       const second = (await call(app, "POST", "/api/auth/login", { email, password: P1 })).body["data"].token as string
       const passwordChange = call(app, "PUT", "/api/auth/profile", { currentPassword: P1, newPassword: P2 }, bearer(first.token))
@@ -154,7 +143,7 @@ describe("account hardening", () => {
   })
 
   it("emails are NFKC-normalised then lower-cased: é composed or decomposed, and fullwidth letters, are one account", async () => {
-    const tag = `${Date.now()}${++counter}`
+    const tag = freshEmail("t").split("@")[0]!.replace(/\W/g, "")
     const composed = `jos\u00e9.${tag}@example.com`
     const decomposed = `jose\u0301.${tag}@example.com`
     const first = await call(app, "POST", "/api/auth/register", { email: composed, password: P1 })
@@ -189,7 +178,7 @@ describe("account hardening", () => {
   })
 
   it("the email migration normalises existing rows, leaving an address whose normalised form is taken", async () => {
-    const tag = `${Date.now()}${++counter}`
+    const tag = freshEmail("t").split("@")[0]!.replace(/\W/g, "")
     const hash = await storedHash((await register()).user.id)
     await db.query("INSERT INTO users (email, password_hash) VALUES ($1, $3), ($2, $3), ($4, $3)", [
       `jose\u0301.m${tag}@example.com`, `dup.${tag}@example.com`, hash, `\uff44up.${tag}@example.com`

@@ -3,22 +3,11 @@ import { SignJWT } from "jose"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
+import { call, bearer, freshEmail } from "./support/api.js"
 
 const JWT_SECRET = "t3st-Xq9mZ2Lp4Wn7Rt8Ys1Kd3Vb6Hc0Fg5Ej"
 const PASSWORD = "Correct-Horse-42"
 
-const call = async (app: InProcessApp, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const response = await fetch(app.url(path), {
-    method,
-    headers: { "content-type": "application/json", ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, headers: response.headers, body: (text === "" ? {} : JSON.parse(text)) as Record<string, any> }
-}
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
-let counter = 0
-const freshEmail = () => `User.${Date.now()}.${++counter}@Example.COM`
 
 describe("accounts", () => {
   let app: InProcessApp
@@ -38,7 +27,7 @@ describe("accounts", () => {
   })
 
   it("registers with a normalised email, 100 welcome credits through the ledger, and the web app's shape", async () => {
-    const raw = `  ${freshEmail()} `
+    const raw = `  ${freshEmail("User", "Example.COM")} `
     const r = await call(app, "POST", "/api/auth/register", { email: raw, password: PASSWORD, name: "Budi" })
     expect(r.status).toBe(201)
     expect(r.body).toMatchObject({ success: true, data: { user: { email: raw.trim().toLowerCase(), name: "Budi", creditBalance: 100 } } })
@@ -55,7 +44,7 @@ describe("accounts", () => {
 
   it("states the password rule in the error", async () => {
     for (const password of ["short1A!", "alllowercaseletters", "ALLUPPER12345678"]) {
-      const r = await call(app, "POST", "/api/auth/register", { email: freshEmail(), password })
+      const r = await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password })
       expect(r.status).toBe(400)
       expect(r.body).toMatchObject({ success: false, code: "VALIDATION_ERROR" })
       expect(r.body["error"]).toMatch(/Password must/)
@@ -64,7 +53,7 @@ describe("accounts", () => {
 
   it("answers an unknown email and a wrong password the same way, in comparable time", async () => {
     // One existing account per wrong attempt, so the lockout (3 failures) never kicks in here.
-    const emails = Array.from({ length: 5 }, () => freshEmail())
+    const emails = Array.from({ length: 5 }, () => freshEmail("User", "Example.COM"))
     for (const email of emails) await call(app, "POST", "/api/auth/register", { email, password: PASSWORD })
     const timed = async (body: unknown) => {
       const start = performance.now()
@@ -74,7 +63,7 @@ describe("accounts", () => {
     const unknowns = []
     const wrongs = []
     for (let i = 0; i < 5; i++) {
-      unknowns.push(await timed({ email: freshEmail(), password: PASSWORD }))
+      unknowns.push(await timed({ email: freshEmail("User", "Example.COM"), password: PASSWORD }))
       wrongs.push(await timed({ email: emails[i]!, password: `Wrong-Password-${i}` }))
     }
     const strip = (b: Record<string, unknown>) => ({ ...b, requestId: undefined })
@@ -89,7 +78,7 @@ describe("accounts", () => {
   })
 
   it("locks an email after repeated failures, answers 429 with Retry-After, and unlocks when the window ends", async () => {
-    const email = freshEmail()
+    const email = freshEmail("User", "Example.COM")
     await call(app, "POST", "/api/auth/register", { email, password: PASSWORD })
     for (let i = 0; i < 3; i++) expect((await call(app, "POST", "/api/auth/login", { email, password: "Wrong-Password-1" })).status).toBe(401)
     const locked = await call(app, "POST", "/api/auth/login", { email, password: PASSWORD })
@@ -101,7 +90,7 @@ describe("accounts", () => {
   })
 
   it("tokens: profile with one, 401 without, with a forged or alg:none token; logout revokes at once", async () => {
-    const reg = await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })
+    const reg = await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })
     const token = reg.body["data"].token as string
     const profile = await call(app, "GET", "/api/auth/profile", undefined, bearer(token))
     expect(profile.status).toBe(200)
@@ -122,7 +111,7 @@ describe("accounts", () => {
   })
 
   it("a password change needs the current password, revokes every session and returns a new token", async () => {
-    const email = freshEmail()
+    const email = freshEmail("User", "Example.COM")
     const first = (await call(app, "POST", "/api/auth/register", { email, password: PASSWORD })).body["data"].token as string
     const second = (await call(app, "POST", "/api/auth/login", { email, password: PASSWORD })).body["data"].token as string
     const denied = await call(app, "PUT", "/api/auth/profile", { newPassword: "Another-Secret-77" }, bearer(first))
@@ -138,7 +127,7 @@ describe("accounts", () => {
   })
 
   it("refresh tokens rotate, and an old one no longer works", async () => {
-    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).body["data"]
+    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })).body["data"]
     const rotated = await call(app, "POST", "/api/auth/refresh", { refreshToken: session.refreshToken })
     expect(rotated.status).toBe(200)
     expect(rotated.body["data"].refreshToken).not.toBe(session.refreshToken)
@@ -147,7 +136,7 @@ describe("accounts", () => {
   })
 
   it("credits: balance and a bare-array history with cursor paging in a header", async () => {
-    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).body["data"]
+    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })).body["data"]
     const userId = session.user.id as string
     for (let i = 1; i <= 4; i++) {
       await db.query(
@@ -172,7 +161,7 @@ describe("accounts", () => {
   })
 
   it("an admin user's own token opens the admin API; a user's does not", async () => {
-    const user = (await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).body["data"]
+    const user = (await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })).body["data"]
     expect((await call(app, "GET", "/api/admin/queues", undefined, bearer(user.token))).status).toBe(401)
     await db.query("UPDATE users SET role = 'admin' WHERE id = $1", [user.user.id])
     expect((await call(app, "GET", "/api/admin/queues", undefined, bearer(user.token))).status).toBe(200)
@@ -212,7 +201,7 @@ describe("rate limits on the auth routes", () => {
 
   it("register is limited per address", async () => {
     const statuses = []
-    for (let i = 0; i < 4; i++) statuses.push((await call(a, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })).status)
+    for (let i = 0; i < 4; i++) statuses.push((await call(a, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })).status)
     expect(statuses).toEqual([201, 201, 201, 429])
   })
 })

@@ -8,6 +8,7 @@ import { inspectJson, MAX_JSON_DEPTH } from "../src/http/jsonBody.js"
 import { jsonMediaType } from "../src/http/mediaType.js"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
+import { freshEmail } from "./support/api.js"
 
 // Hostile and malformed input against the real app: every answer is a 4xx in the one error body,
 // and nothing is created.
@@ -15,8 +16,6 @@ import { testEnv } from "./support/env.js"
 const PASSWORD = "Correct-Horse-42"
 const ALLOWED = "https://app.lumiku.com"
 const HOSTILE = "https://evil.example"
-let counter = 0
-const freshEmail = () => `hostile.${Date.now()}.${++counter}@example.com`
 
 interface Answer {
   readonly status: number
@@ -146,7 +145,7 @@ describe("hostile input to the real app", () => {
 
     for (const path of ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"]) {
       it(`${path} answers 415 to every body that is not JSON, and creates nothing`, async () => {
-        const email = freshEmail()
+        const email = freshEmail("hostile")
         for (const [name, init] of forms(email)) {
           const answer = await send(app.url(path), init())
           expectEnvelope(answer, 415, "UNSUPPORTED_MEDIA_TYPE")
@@ -157,7 +156,7 @@ describe("hostile input to the real app", () => {
     }
 
     it("a page cannot lock an account out with cross-site form posts", async () => {
-      const email = freshEmail()
+      const email = freshEmail("hostile")
       expect((await send(app.url("/api/auth/register"), json({ email, password: PASSWORD }))).status).toBe(201)
       for (let i = 0; i < 8; i++) {
         const form = await send(app.url("/api/auth/login"), { method: "POST", body: new URLSearchParams({ email, password: `wrong-${i}` }) })
@@ -170,7 +169,7 @@ describe("hostile input to the real app", () => {
 
     it("accepts application/json with parameters and application/*+json", async () => {
       for (const contentType of ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]) {
-        const email = freshEmail()
+        const email = freshEmail("hostile")
         const answer = await send(app.url("/api/auth/register"), { method: "POST", headers: { "content-type": contentType }, body: JSON.stringify({ email, password: PASSWORD }) })
         expect(answer.status, contentType).toBe(201)
       }
@@ -186,7 +185,7 @@ describe("hostile input to the real app", () => {
 
     it("refuses an unauthenticated state-changing request from a denied Origin with 403, creating nothing", async () => {
       for (const origin of [HOSTILE, "null", "https://lumiku.com.evil.com", "http://app.lumiku.com"]) {
-        const email = freshEmail()
+        const email = freshEmail("hostile")
         const answer = await send(app.url("/api/auth/register"), json({ email, password: PASSWORD }, { origin }))
         expectEnvelope(answer, 403, "FORBIDDEN")
         expect(answer.headers.get("access-control-allow-origin")).toBeNull()
@@ -198,13 +197,13 @@ describe("hostile input to the real app", () => {
     })
 
     it("an allowed Origin and no Origin register normally; a bearer request is not judged by its Origin", async () => {
-      const allowedEmail = freshEmail()
+      const allowedEmail = freshEmail("hostile")
       const allowed = await send(app.url("/api/auth/register"), json({ email: allowedEmail, password: PASSWORD }, { origin: ALLOWED }))
       expect(allowed.status).toBe(201)
       expect(allowed.headers.get("access-control-allow-origin")).toBe(ALLOWED)
       expect(await usersWith(allowedEmail)).toBe(1)
 
-      const plainEmail = freshEmail()
+      const plainEmail = freshEmail("hostile")
       const plain = await send(app.url("/api/auth/register"), json({ email: plainEmail, password: PASSWORD }))
       expect(plain.status).toBe(201)
       expect(await usersWith(plainEmail)).toBe(1)
@@ -223,7 +222,7 @@ describe("hostile input to the real app", () => {
   describe("bad input answers 4xx", () => {
     let token = ""
     beforeAll(async () => {
-      const r = await send(app.url("/api/auth/register"), json({ email: freshEmail(), password: PASSWORD }))
+      const r = await send(app.url("/api/auth/register"), json({ email: freshEmail("hostile"), password: PASSWORD }))
       token = String(r.body["data"].token)
     })
 
@@ -237,7 +236,7 @@ describe("hostile input to the real app", () => {
     })
 
     it("a NUL character in any string of a JSON body is 400 VALIDATION_ERROR and never reaches Postgres", async () => {
-      const email = freshEmail()
+      const email = freshEmail("hostile")
       const bodies: ReadonlyArray<[string, unknown]> = [
         ["email", { email: `a\u0000${email}`, password: PASSWORD }],
         ["name", { email, password: PASSWORD, name: "Bu\u0000di" }],
@@ -277,7 +276,7 @@ describe("hostile input to the real app", () => {
 
     it("a validation message echoes at most ~100 characters of a value and none of a secret", async () => {
       const huge = "n".repeat(900_000)
-      const big = await send(app.url("/api/auth/register"), json({ email: freshEmail(), password: PASSWORD, name: huge }))
+      const big = await send(app.url("/api/auth/register"), json({ email: freshEmail("hostile"), password: PASSWORD, name: huge }))
       expectEnvelope(big, 400, "VALIDATION_ERROR")
       expect(big.text.length).toBeLessThan(2_000)
       expect(big.text).not.toContain("n".repeat(101))
@@ -290,8 +289,8 @@ describe("hostile input to the real app", () => {
       const secret = "Sup3r-Secret-" + "s".repeat(1_100)
       const wrongType = { password: 12345678901, refreshToken: ["a", "b"] }
       for (const body of [
-        { email: freshEmail(), password: secret },
-        { email: freshEmail(), ...wrongType }
+        { email: freshEmail("hostile"), password: secret },
+        { email: freshEmail("hostile"), ...wrongType }
       ]) {
         const answer = await send(app.url("/api/auth/register"), json(body))
         expectEnvelope(answer, 400, "VALIDATION_ERROR")

@@ -5,24 +5,13 @@ import { makeLocalRateLimiter } from "../src/layers/RateLimiterLocal.js"
 import { rateLimitStoreFailures } from "../src/services/RateLimiter.js"
 import { type InProcessApp, startApp, waitUntil } from "./support/inProcessApp.js"
 import { testEnv } from "./support/env.js"
+import { call, bearer, freshEmail } from "./support/api.js"
 import { PrivateRedis } from "./support/redisServer.js"
 
 const PASSWORD = "Correct-Horse-42"
 
-const call = async (app: InProcessApp, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const response = await fetch(app.url(path), {
-    method,
-    headers: { "content-type": "application/json", ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, headers: response.headers, body: (text === "" ? {} : JSON.parse(text)) as Record<string, any> }
-}
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const failures = (decision: string, policy: string) =>
   Effect.runPromise(Metric.value(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", decision), "policy", policy))).then((s) => s.count)
-let counter = 0
-const freshEmail = () => `fallback.${Date.now()}.${++counter}@example.com`
 
 describe("limits when Redis is unreachable", () => {
   let redis: PrivateRedis
@@ -38,7 +27,7 @@ describe("limits when Redis is unreachable", () => {
       RATE_LIMIT_GENERAL: "5 per 1 minute",
       LOGIN_MAX_FAILURES_PER_EMAIL: "5"
     }))
-    account = freshEmail()
+    account = freshEmail("fallback")
     const registered = await call(app, "POST", "/api/auth/register", { email: account, password: PASSWORD })
     expect(registered.status).toBe(201)
     token = registered.body["data"].token
@@ -53,7 +42,7 @@ describe("limits when Redis is unreachable", () => {
     const before = await failures("closed", "register")
     const statuses = []
     for (let i = 0; i < 8; i++) {
-      const r = await call(app, "POST", "/api/auth/register", { email: freshEmail(), password: PASSWORD })
+      const r = await call(app, "POST", "/api/auth/register", { email: freshEmail("fallback"), password: PASSWORD })
       statuses.push(r.status)
       expect(r.body).toMatchObject({ success: false, code: "SERVICE_UNAVAILABLE" })
     }
@@ -92,7 +81,7 @@ describe("limits when Redis is unreachable", () => {
     await redis.start()
     await waitUntil(async () => (await fetch(app.url("/health/readiness"))).status === 200, 15_000)
     const before = await failures("closed", "register")
-    const email = freshEmail()
+    const email = freshEmail("fallback")
     const r = await call(app, "POST", "/api/auth/register", { email, password: PASSWORD })
     expect(r.status).toBe(201)
     expect(await call(app, "POST", "/api/auth/login", { email, password: "Wrong-Password-1" })).toMatchObject({ status: 401 })
