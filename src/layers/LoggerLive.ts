@@ -69,23 +69,66 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })
 
+/** The keys pino writes itself; a logged field of the same name would be a second, winning copy. */
+const OWN_KEYS = ["level", "time", "msg", "service", "env", "pid"] as const
+
+/**
+ * A logged object's fields that collide with the line's own keys are renamed with a leading `_`
+ * (`{ level: "fatal" }` becomes `_level`), so data cannot change a line's level, time or message.
+ */
+export const guardOwnKeys = (fields: Record<string, unknown>): Record<string, unknown> => {
+  if (!OWN_KEYS.some((key) => key in fields)) return fields
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    out[(OWN_KEYS as ReadonlyArray<string>).includes(key) ? `_${key}` : key] = value
+  }
+  return out
+}
+
+/** Control characters (newlines, ANSI escapes) in a pretty line's message, written as escapes. */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/
+const CONTROLS = new RegExp(CONTROL.source, "g")
+export const escapeControl = (message: string): string =>
+  CONTROL.test(message)
+    ? message.replace(CONTROLS, (c) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    : message
+
+/**
+ * The options every pino instance of the app shares. `formatters.log` guards the line's own keys
+ * (this covers direct pino calls such as the crash handlers' too); the `err` serializer is the
+ * identity because fields arrive already redacted, and pino's own would rewrite a redacted error's
+ * `type` to "Object".
+ */
+export const pinoOptions = (level: LogLevelName, env: string): pino.LoggerOptions => ({
+  level,
+  base: { service: "lumiku-backend", env, pid: process.pid },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { log: guardOwnKeys },
+  serializers: { err: (value: unknown) => value }
+})
+
 export interface LoggerOptions {
-  /** Where lines go; stdout by default. Tests pass a stream to capture them. */
+  /** Where lines go (JSON or pretty, as configured); stdout by default. Tests pass a stream to capture them. */
   readonly destination?: Writable
 }
 
 const makePino = (config: AppConfigShape, options: LoggerOptions) => {
-  const pinoOptions: pino.LoggerOptions = {
-    level: config.log.level,
-    base: { service: "lumiku-backend", env: config.env, pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime
+  const shared = pinoOptions(config.log.level, config.env)
+  if (config.log.format === "pretty") {
+    const pretty = pinoPretty({
+      sync: true,
+      colorize: options.destination === undefined && process.stdout.isTTY,
+      translateTime: "HH:MM:ss.l",
+      ignore: "pid,hostname,service,env",
+      // Field values are printed JSON-quoted and stacks indented; the message is printed raw, so a
+      // newline in it would start what looks like a new line.
+      messageFormat: (line, key) => escapeControl(String(line[key] ?? "")),
+      ...(options.destination !== undefined ? { destination: options.destination } : {})
+    })
+    return { log: pino(shared, pretty), flush: () => undefined }
   }
   if (options.destination !== undefined) {
-    return { log: pino(pinoOptions, options.destination), flush: () => undefined }
-  }
-  if (config.log.format === "pretty") {
-    const pretty = pinoPretty({ sync: true, colorize: process.stdout.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,service,env" })
-    return { log: pino(pinoOptions, pretty), flush: () => undefined }
+    return { log: pino(shared, options.destination), flush: () => undefined }
   }
   // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
   // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
@@ -99,7 +142,7 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   }, 100)
   timer.unref()
   return {
-    log: pino(pinoOptions, destination),
+    log: pino(shared, destination),
     flush: () => {
       clearInterval(timer)
       try {

@@ -1,20 +1,137 @@
+import { Redacted } from "effect"
+
 /**
  * Deep log redaction. pino's own `redact` is path based with no recursive wildcard and never looks
- * inside message strings, so secrets nested deeper than the listed paths, or interpolated into a
- * message, would leak; this walks every value once instead.
+ * inside strings, so secrets nested deeper than the listed paths, interpolated into a message, or
+ * carried in a URL, a form body, a header or JSON inside a string would leak; this walks every
+ * value once instead, keys included, and scans the strings that could hold a secret.
  */
 
 export const REDACTED = "[REDACTED]"
 
-/** Keys whose values are never logged, at any depth. */
-export const SECRET_KEY = /password|passwd|token|secret|authorization|cookie|api[-_]?key|signature|jwt|credential|private[-_]?key/i
+/** Words that name a secret anywhere inside a key (`clientSecret`, `x-api-key`, `AWS_ACCESS_KEY_ID`). */
+export const SECRET_KEY =
+  /password|passwd|passphrase|secret|token|authorization|cookie|api[-_]?key|access[-_]?key|signature|jwt|credential|private[-_]?key|bearer/i
+
+/** Short words that name a secret only as a whole word of a key, so `author`, `side` or `cwd` stay. */
+const SECRET_WORDS = new Set(["pwd", "pw", "pass", "auth", "session", "sess", "sid", "sessionid", "sessid", "jsessionid", "phpsessid", "otp", "csrf", "xsrf"])
+
+/**
+ * A key whose last word says it describes a secret rather than holds it (`tokenCount`,
+ * `sessionCount`, `passwordLength`, `tokenExpiresAt`): its value is kept, still scanned like any value.
+ */
+const DESCRIBES = new Set(["count", "length", "len", "size", "total", "type", "kind", "expires", "expiry", "expiration", "ttl", "at", "used", "remaining", "limit", "max", "min", "version", "enabled", "required", "valid", "present"])
+
+const words = (key: string): Array<string> =>
+  key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().split(/[^a-z0-9]+/).filter((w) => w !== "")
+
+const classify = (key: string): boolean => {
+  const parts = words(key)
+  const named = SECRET_KEY.test(key) || parts.some((w) => SECRET_WORDS.has(w))
+  return named && !(parts.length > 1 && DESCRIBES.has(parts[parts.length - 1]!))
+}
+
+// Keys repeat (every access line has the same few), so the answer is cached; bounded against a
+// caller that logs objects keyed by ids.
+const keyCache = new Map<string, boolean>()
+const KEY_CACHE_MAX = 2000
+
+/** Whether a field of this name holds a secret (its value is then never logged). */
+export const isSecretKey = (key: string): boolean => {
+  const known = keyCache.get(key)
+  if (known !== undefined) return known
+  const secret = classify(key)
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear()
+  keyCache.set(key, secret)
+  return secret
+}
+
+/** A string without any of these cannot hold a key/value pair, a bearer or basic credential or a JWT. */
+const MARKER = /[=:]|bearer|basic|eyJ/i
+const BEARER = /\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*/gi
+const BASIC = /\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/g
+/** A JWT (or JWS/JWE) by shape: base64url of `{"` then at least two more dot-separated parts. */
+const JWT_SHAPE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g
+const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi
+/** A key (bare, quoted or escaped-quoted) and its separator: `token=`, `"password":`, `\"pwd\": `, `Cookie: `. */
+const KEY_SEP = /([A-Za-z_$][\w$.-]*)(\\?["']?)(\s*[:=]\s*)/g
+/** Headers whose whole value (up to the end of the line) is a credential. */
+const WHOLE_LINE = /^(?:set-)?cookie$|^(?:proxy-)?authorization$/i
+
+/** Where a value starting at `start` ends (exclusive): a quoted string, a bracketed JSON value or a bare run. */
+const valueEnd = (s: string, start: number, wholeLine: boolean): number => {
+  const first = s[start]
+  if (first === "\\" && s[start + 1] === "\"") {
+    const close = s.indexOf("\\\"", start + 2)
+    return close === -1 ? s.length : close + 2
+  }
+  if (first === "\"" || first === "'") {
+    for (let i = start + 1; i < s.length; i++) {
+      if (s[i] === "\\") i++
+      else if (s[i] === first) return i + 1
+    }
+    return s.length
+  }
+  if (first === "{" || first === "[") {
+    let depth = 0
+    let quote: string | undefined
+    for (let i = start; i < s.length; i++) {
+      const c = s[i]
+      if (c === "\\") i++
+      else if (quote !== undefined) {
+        if (c === quote) quote = undefined
+      } else if (c === "\"") quote = c
+      else if (c === "{" || c === "[") depth++
+      else if ((c === "}" || c === "]") && --depth === 0) return i + 1
+    }
+    return s.length
+  }
+  let i = start
+  if (wholeLine) {
+    while (i < s.length && s[i] !== "\n" && s[i] !== "\r" && s[i] !== "\"" && s[i] !== "\\") i++
+  } else {
+    while (i < s.length && !/[\s&;,"'<>\\(){}[\]]/.test(s[i]!)) i++
+  }
+  return i
+}
+
+/** Masks the value of every `key=value`, `key: value` and JSON `"key": value` whose key is a secret one. */
+const maskPairs = (s: string): string => {
+  let out = ""
+  let from = 0
+  KEY_SEP.lastIndex = 0
+  for (let match = KEY_SEP.exec(s); match !== null; match = KEY_SEP.exec(s)) {
+    const key = match[1]!
+    const valueStart = match.index + match[0].length
+    if (!isSecretKey(key) || valueStart >= s.length) continue
+    const end = valueEnd(s, valueStart, match[3]!.includes(":") && WHOLE_LINE.test(key))
+    if (end === valueStart) continue
+    const first = s[valueStart]
+    const quote = first === "\\" ? "\\\"" : first === "\"" || first === "'" ? first : ""
+    out += s.slice(from, valueStart) + quote + REDACTED + quote
+    from = end
+    KEY_SEP.lastIndex = end
+  }
+  return from === 0 ? s : out + s.slice(from)
+}
+
+const basicCredential = (match: string, word: string, gap: string, encoded: string): string => {
+  // "Basic" is also an English word: only mask what decodes to user:password.
+  const decoded = Buffer.from(encoded, "base64").toString("latin1")
+  return decoded.includes(":") ? `${word}${gap}${REDACTED}` : match
+}
+
+export interface Redactor {
+  /** A redacted copy: secret keys masked at any depth, secret values masked inside every string and key. */
+  readonly value: (input: unknown) => unknown
+  readonly text: (input: string) => string
+}
 
 const MAX_DEPTH = 12
 
-export interface Redactor {
-  /** A redacted copy: secret keys masked at any depth, secret values masked inside every string. */
-  readonly value: (input: unknown) => unknown
-  readonly text: (input: string) => string
+const typeOf = (error: Error): string => {
+  const name = (error.constructor as { readonly name?: unknown } | undefined)?.name
+  return typeof name === "string" && name !== "" && name !== "Object" ? name : error.name
 }
 
 export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
@@ -26,7 +143,13 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
     for (const secret of secrets) {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED)
     }
-    return out
+    // Fast path: most strings (methods, routes, ids, plain messages) carry none of the markers.
+    if (!MARKER.test(out)) return out
+    out = out.replace(URL_USERINFO, `$1${REDACTED}$3`)
+    out = out.replace(BEARER, `$1$2${REDACTED}`)
+    out = out.replace(BASIC, basicCredential)
+    out = out.replace(JWT_SHAPE, REDACTED)
+    return maskPairs(out)
   }
 
   const walk = (input: unknown, depth: number, seen: WeakSet<object>): unknown => {
@@ -40,7 +163,7 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
       case "bigint":
         return input.toString()
       case "symbol":
-        return input.toString()
+        return text(input.toString())
       case "function":
         return `[Function ${input.name || "anonymous"}]`
     }
@@ -51,23 +174,29 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
     seen.add(obj)
     try {
       if (obj instanceof Date) return obj.toISOString()
+      if (obj instanceof URL) return text(obj.href)
+      if (Redacted.isRedacted(obj)) return REDACTED
       if (Array.isArray(obj)) return obj.map((item) => walk(item, depth + 1, seen))
-      if (obj instanceof Map) {
-        return walk(Object.fromEntries(obj), depth, seen)
-      }
+      if (obj instanceof Map) return walk(Object.fromEntries(obj), depth, seen)
       if (obj instanceof Uint8Array) return `[Bytes ${obj.byteLength}]`
       const out: Record<string, unknown> = {}
-      if (obj instanceof Error) {
-        out["type"] = obj.name
+      const isError = obj instanceof Error
+      if (isError) {
+        out["type"] = typeOf(obj)
+        if (obj.name !== out["type"]) out["name"] = text(obj.name)
         out["message"] = text(obj.message)
         if (obj.stack !== undefined) out["stack"] = text(obj.stack)
         if (obj.cause !== undefined) out["cause"] = walk(obj.cause, depth + 1, seen)
+        if (obj instanceof AggregateError) out["errors"] = walk(obj.errors, depth + 1, seen)
       }
       for (const [key, val] of Object.entries(obj)) {
-        if (key === "stack" || key === "message") continue
-        out[key] = SECRET_KEY.test(key) ? REDACTED : walk(val, depth + 1, seen)
+        if (isError && key in out) continue
+        out[text(key)] = isSecretKey(key) ? REDACTED : walk(val, depth + 1, seen)
       }
       return out
+    } catch {
+      // A throwing getter or proxy: the line is still written, without this value.
+      return "[Unreadable]"
     } finally {
       seen.delete(obj)
     }
