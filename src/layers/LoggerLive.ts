@@ -3,7 +3,7 @@ import { Cause, Context, Effect, HashMap, Layer, List, Logger, LogLevel } from "
 import pino from "pino"
 import pinoPretty from "pino-pretty"
 import { AppConfig, type AppConfigShape, type LogLevelName } from "../services/AppConfig.js"
-import { makeRedactor, type Redactor } from "./redact.js"
+import { makeRedactor, type Redactor, typeName } from "./redact.js"
 
 const effectToPino = (level: LogLevel.LogLevel): pino.Level => {
   switch (level._tag) {
@@ -44,7 +44,8 @@ export const minimumLevel = (name: LogLevelName): LogLevel.LogLevel => {
 
 /**
  * Builds one pino line from an Effect log call: string parts become `msg`, object parts and
- * annotations become fields, spans become `spans.<label>` durations, a cause becomes `err`.
+ * annotations become fields, spans become `spans.<label>` durations, a cause becomes `err` (its
+ * rendering) and `errType` (the classes of its failures and defects).
  */
 export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
   Logger.make<unknown, void>(({ annotations, cause, date, logLevel, message, spans }) => {
@@ -65,6 +66,9 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     }
     if (!Cause.isEmpty(cause)) {
       fields["err"] = Cause.pretty(cause, { renderErrorCause: true })
+      // The rendering names an Error subclass by its `name`, often just "Error": keep the classes.
+      const types = [...Cause.failures(cause), ...Cause.defects(cause)].map(typeName)
+      if (types.length > 0) fields["errType"] = types.join(", ")
     }
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })

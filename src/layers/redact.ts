@@ -129,9 +129,17 @@ export interface Redactor {
 
 const MAX_DEPTH = 12
 
-const typeOf = (error: Error): string => {
-  const name = (error.constructor as { readonly name?: unknown } | undefined)?.name
-  return typeof name === "string" && name !== "" && name !== "Object" ? name : error.name
+/**
+ * What kind of value a failure is: an Error's class (its `name` is often just "Error" in a
+ * subclass), a tagged value's `_tag`, else its type of value.
+ */
+export const typeName = (value: unknown): string => {
+  if (typeof value !== "object" || value === null) return typeof value
+  const tag = (value as { readonly _tag?: unknown })._tag
+  const ctor = (value.constructor as { readonly name?: unknown } | undefined)?.name
+  if (typeof ctor === "string" && ctor !== "" && ctor !== "Object") return ctor
+  if (typeof tag === "string") return tag
+  return value instanceof Error ? value.name : "object"
 }
 
 export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
@@ -182,7 +190,7 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
       const out: Record<string, unknown> = {}
       const isError = obj instanceof Error
       if (isError) {
-        out["type"] = typeOf(obj)
+        out["type"] = typeName(obj)
         if (obj.name !== out["type"]) out["name"] = text(obj.name)
         out["message"] = text(obj.message)
         if (obj.stack !== undefined) out["stack"] = text(obj.stack)
@@ -191,7 +199,10 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
       }
       for (const [key, val] of Object.entries(obj)) {
         if (isError && key in out) continue
-        out[text(key)] = isSecretKey(key) ? REDACTED : walk(val, depth + 1, seen)
+        let name = text(key)
+        // Two keys that were secret values would both be "[REDACTED]": keep both entries.
+        if (name !== key) for (let n = 2; name in out; n++) name = `${text(key)}#${n}`
+        out[name] = isSecretKey(key) ? REDACTED : walk(val, depth + 1, seen)
       }
       return out
     } catch {
