@@ -142,17 +142,26 @@ describe("log redaction", () => {
     })
   }
 
-  it("keeps what is not secret: counts, an error's type and message, a plain object's message", async () => {
+  it("keeps counts and other fields that only describe a secret", async () => {
+    const [usage] = jsonLines(await capture(Effect.logInfo("usage", { tokenCount: 5, sessionCount: 2, passwordLength: 12, author: "ann", tokenExpiresAt: "2026-01-01" })))
+    expect(usage).toMatchObject({ tokenCount: 5, sessionCount: 2, passwordLength: 12, author: "ann", tokenExpiresAt: "2026-01-01" })
+  })
+
+  it("a redacted error keeps its type and its message minus the secret", async () => {
     const text = await capture(Effect.gen(function*() {
-      yield* Effect.logInfo("usage", { tokenCount: 5, sessionCount: 2, passwordLength: 12, author: "ann", tokenExpiresAt: "2026-01-01" })
       yield* Effect.logError("declined", new PaymentDeclined(`card declined for token=${C.failToken}`))
       yield* Effect.logError("tagged", new UpstreamError({ detail: "timeout", config: { retries: 2 } }))
-      yield* Effect.logInfo("plain", { result: { message: "hello there", code: 7 } })
+      yield* Effect.fail(new PaymentDeclined("card declined")).pipe(Effect.catchAllCause((cause) => Effect.logError("charge failed", cause)))
     }))
-    const [usage, declined, tagged, plain] = jsonLines(text)
-    expect(usage).toMatchObject({ tokenCount: 5, sessionCount: 2, passwordLength: 12, author: "ann", tokenExpiresAt: "2026-01-01" })
+    const [declined, tagged, failed] = jsonLines(text)
     expect(declined!["err"]).toMatchObject({ type: "PaymentDeclined", message: "card declined for token=[REDACTED]" })
     expect(tagged!["err"]).toMatchObject({ type: "UpstreamError", _tag: "UpstreamError", detail: "timeout", config: { retries: 2 } })
+    expect(failed).toMatchObject({ errType: "PaymentDeclined" })
+    expect(String(failed!["err"])).toContain("card declined")
+  })
+
+  it("a plain object's message key is kept", async () => {
+    const [plain] = jsonLines(await capture(Effect.logInfo("plain", { result: { message: "hello there", code: 7 } })))
     expect(plain!["result"]).toEqual({ message: "hello there", code: 7 })
   })
 
@@ -185,6 +194,7 @@ describe("log redaction", () => {
     cyclic["self"] = cyclic
     expect(redactor.value(cyclic)).toEqual({ name: "x", Authorization: "[REDACTED]", self: "[Circular]" })
     expect(redactor.text("a s3cr3t-value b s3cr3t-value")).toBe("a [REDACTED] b [REDACTED]")
+    expect(makeRedactor(["p4ss+w(o)rd*|$"]).text("x p4ss+w(o)rd*|$ y")).toBe("x [REDACTED] y")
   })
 
   it("names secret keys by word, and keys that describe a secret are kept", () => {

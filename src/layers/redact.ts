@@ -52,11 +52,16 @@ const BEARER = /\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*/gi
 const BASIC = /\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/g
 /** A JWT (or JWS/JWE) by shape: base64url of `{"` then at least two more dot-separated parts. */
 const JWT_SHAPE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g
-const URL_USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi
+const URL_USERINFO = /(\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi
 /** A key (bare, quoted or escaped-quoted) and its separator: `token=`, `"password":`, `\"pwd\": `, `Cookie: `. */
-const KEY_SEP = /([A-Za-z_$][\w$.-]*)(\\?["']?)(\s*[:=]\s*)/g
+// A key starts only where no key character precedes it and is at most 64 long, so a long run of
+// word characters (a base64 blob) is tried once, not from every position (quadratic time).
+const KEY_SEP = /(?<![\w$.-])([A-Za-z_$][\w$.-]{0,63})(\\?["']?)([ \t]*[:=][ \t]*)/g
 /** Headers whose whole value (up to the end of the line) is a credential. */
 const WHOLE_LINE = /^(?:set-)?cookie$|^(?:proxy-)?authorization$/i
+
+/** What ends a bare (unquoted) value: whitespace, a pair separator, a quote or a bracket. */
+const BARE_END = new Set([..." \t\r\n&;,\"'<>\\(){}[]"].map((c) => c.charCodeAt(0)))
 
 /** Where a value starting at `start` ends (exclusive): a quoted string, a bracketed JSON value or a bare run. */
 const valueEnd = (s: string, start: number, wholeLine: boolean): number => {
@@ -90,7 +95,7 @@ const valueEnd = (s: string, start: number, wholeLine: boolean): number => {
   if (wholeLine) {
     while (i < s.length && s[i] !== "\n" && s[i] !== "\r" && s[i] !== "\"" && s[i] !== "\\") i++
   } else {
-    while (i < s.length && !/[\s&;,"'<>\\(){}[\]]/.test(s[i]!)) i++
+    while (i < s.length && !BARE_END.has(s.charCodeAt(i))) i++
   }
   return i
 }
@@ -146,18 +151,36 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
   // Longest first so a secret that contains another is masked whole.
   const secrets = [...new Set(secretValues.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length)
 
+  // One scan decides whether a string needs any work: it holds a secret value or a marker.
+  const escape = (literal: string) => literal.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  const suspicious = new RegExp([...secrets.map(escape), MARKER.source].join("|"), "i")
+
   const text = (input: string): string => {
+    // Fast path: most strings (methods, routes, ids, plain messages) hold neither.
+    if (!suspicious.test(input)) return input
     let out = input
     for (const secret of secrets) {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED)
     }
-    // Fast path: most strings (methods, routes, ids, plain messages) carry none of the markers.
     if (!MARKER.test(out)) return out
     out = out.replace(URL_USERINFO, `$1${REDACTED}$3`)
     out = out.replace(BEARER, `$1$2${REDACTED}`)
     out = out.replace(BASIC, basicCredential)
     out = out.replace(JWT_SHAPE, REDACTED)
     return maskPairs(out)
+  }
+
+  // Keys repeat (every access line has the same few): what a key becomes is cached, bounded
+  // against a caller that logs objects keyed by ids.
+  const keys = new Map<string, { readonly name: string; readonly secret: boolean }>()
+  const keyOf = (key: string) => {
+    let known = keys.get(key)
+    if (known === undefined) {
+      if (keys.size >= KEY_CACHE_MAX) keys.clear()
+      known = { name: text(key), secret: isSecretKey(key) }
+      keys.set(key, known)
+    }
+    return known
   }
 
   const walk = (input: unknown, depth: number, seen: WeakSet<object>): unknown => {
@@ -199,10 +222,11 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
       }
       for (const [key, val] of Object.entries(obj)) {
         if (isError && key in out) continue
-        let name = text(key)
+        const known = keyOf(key)
+        let name = known.name
         // Two keys that were secret values would both be "[REDACTED]": keep both entries.
-        if (name !== key) for (let n = 2; name in out; n++) name = `${text(key)}#${n}`
-        out[name] = isSecretKey(key) ? REDACTED : walk(val, depth + 1, seen)
+        if (name !== key) for (let n = 2; name in out; n++) name = `${known.name}#${n}`
+        out[name] = known.secret ? REDACTED : walk(val, depth + 1, seen)
       }
       return out
     } catch {
