@@ -2,7 +2,7 @@ import type { Writable } from "node:stream"
 import { Cause, Context, Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
 import pino from "pino"
 import pinoPretty from "pino-pretty"
-import { AppConfig, type AppConfigShape, type LogLevelName } from "../services/AppConfig.js"
+import { AppConfig, type AppConfigShape, type LogFormat, type LogLevelName } from "../services/AppConfig.js"
 import { makeRedactor, type Redactor, typeName } from "./redact.js"
 
 const effectToPino = (level: LogLevel.LogLevel): pino.Level => {
@@ -89,25 +89,40 @@ export const guardOwnKeys = (fields: Record<string, unknown>): Record<string, un
   return out
 }
 
-/** Control characters (newlines, ANSI escapes) in a pretty line's message, written as escapes. */
+/** Control characters (newlines, ANSI escapes), written as escapes; `keepNewlines` for stacks. */
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/
 const CONTROLS = new RegExp(CONTROL.source, "g")
-export const escapeControl = (message: string): string =>
-  CONTROL.test(message)
-    ? message.replace(CONTROLS, (c) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
-    : message
+const CONTROLS_BUT_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g
+const escapeChar = (c: string) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+export const escapeControl = (text: string, keepNewlines = false): string =>
+  CONTROL.test(text) ? text.replace(keepNewlines ? CONTROLS_BUT_NEWLINE : CONTROLS, escapeChar) : text
+
+/**
+ * What pino-pretty prints raw, made printable: it JSON-quotes values but prints the message, keys
+ * and error stacks as they are, so a newline there would start what looks like a new line (stacks
+ * keep their newlines: pino-pretty indents every stack line).
+ */
+const printable = (value: unknown, depth = 0): unknown => {
+  if (typeof value !== "object" || value === null || depth > 16) return value
+  if (Array.isArray(value)) return value.map((item) => printable(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    out[escapeControl(key)] = key === "stack" && typeof item === "string" ? escapeControl(item, true) : printable(item, depth + 1)
+  }
+  return out
+}
 
 /**
  * The options every pino instance of the app shares. `formatters.log` guards the line's own keys
- * (this covers direct pino calls such as the crash handlers' too); the `err` serializer is the
- * identity because fields arrive already redacted, and pino's own would rewrite a redacted error's
- * `type` to "Object".
+ * (this covers direct pino calls such as the crash handlers' too) and, in pretty mode, makes keys
+ * and stacks printable; the `err` serializer is the identity because fields arrive already
+ * redacted, and pino's own would rewrite a redacted error's `type` to "Object".
  */
-export const pinoOptions = (level: LogLevelName, env: string): pino.LoggerOptions => ({
+export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat = "json"): pino.LoggerOptions => ({
   level,
   base: { service: "lumiku-backend", env, pid: process.pid },
   timestamp: pino.stdTimeFunctions.isoTime,
-  formatters: { log: guardOwnKeys },
+  formatters: { log: format === "pretty" ? (fields) => guardOwnKeys(printable(fields) as Record<string, unknown>) : guardOwnKeys },
   serializers: { err: (value: unknown) => value }
 })
 
@@ -117,7 +132,7 @@ export interface LoggerOptions {
 }
 
 const makePino = (config: AppConfigShape, options: LoggerOptions) => {
-  const shared = pinoOptions(config.log.level, config.env)
+  const shared = pinoOptions(config.log.level, config.env, config.log.format)
   if (config.log.format === "pretty") {
     const pretty = pinoPretty({
       sync: true,
