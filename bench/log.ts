@@ -1,14 +1,15 @@
 import { Writable } from "node:stream"
 import { Cause, FiberId, FiberRefs, HashMap, List, LogLevel } from "effect"
 import pino from "pino"
-import { makePinoLogger } from "../src/layers/LoggerLive.js"
+import { makePinoLogger, pinoOptions } from "../src/layers/LoggerLive.js"
 import { makeRedactor } from "../src/layers/redact.js"
 
 /**
  * npm run bench:log: the cost of one log line on the request path. For BENCH_LINES lines (200 000)
  * after as many unmeasured ones, per shape:
  * - redact: `Redactor.value` of the access line's fields plus `Redactor.text` of its message;
- * - line: the whole Effect logger (fields, redaction, pino serialisation) into a discarding stream.
+ * - line: the whole Effect logger (fields, redaction, pino serialisation with the app's pino
+ *   options) into a discarding stream.
  * Shapes: the access line as requestLog writes it, and a line whose strings carry the markers the
  * redactor looks for (a query string with a token, a bearer header), which takes the slow path.
  * Runs in one process, no I/O; figures are ns per line (median of 5 rounds).
@@ -28,7 +29,7 @@ const suspicious = () => ({
 const annotations = HashMap.make(["requestId", "3f1c2a9e-4b7d-4e8a-9c0f-1a2b3c4d5e6f"])
 
 const sink = new Writable({ write: (_chunk, _encoding, done) => done() })
-const logger = makePinoLogger(pino({ level: "info", base: { service: "lumiku-backend", env: "production", pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, sink), redactor)
+const logger = makePinoLogger(pino(pinoOptions("info", "production"), sink), redactor)
 const context = FiberRefs.unsafeMake(new Map())
 
 const round = (run: () => void): number => {

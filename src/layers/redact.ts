@@ -48,6 +48,7 @@ export const isSecretKey = (key: string): boolean => {
 
 /** A string without any of these cannot hold a key/value pair, a bearer or basic credential or a JWT. */
 const MARKER = /[=:]|bearer|basic|eyJ/i
+const HAS_BEARER = /bearer/i
 const BEARER = /\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*/gi
 const BASIC = /\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/g
 /** A JWT (or JWS/JWE) by shape: base64url of `{"` then at least two more dot-separated parts. */
@@ -163,11 +164,12 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED)
     }
     if (!MARKER.test(out)) return out
-    out = out.replace(URL_USERINFO, `$1${REDACTED}$3`)
-    out = out.replace(BEARER, `$1$2${REDACTED}`)
-    out = out.replace(BASIC, basicCredential)
-    out = out.replace(JWT_SHAPE, REDACTED)
-    return maskPairs(out)
+    // Each pattern only where its own marker is, to keep the slow path short.
+    if (out.includes("://")) out = out.replace(URL_USERINFO, `$1${REDACTED}$3`)
+    if (HAS_BEARER.test(out)) out = out.replace(BEARER, `$1$2${REDACTED}`)
+    if (out.includes("Basic")) out = out.replace(BASIC, basicCredential)
+    if (out.includes("eyJ")) out = out.replace(JWT_SHAPE, REDACTED)
+    return out.includes("=") || out.includes(":") ? maskPairs(out) : out
   }
 
   // Keys repeat (every access line has the same few): what a key becomes is cached, bounded
