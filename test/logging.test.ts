@@ -1,5 +1,5 @@
 import { PassThrough } from "node:stream"
-import { Cause, Data, Effect, Layer } from "effect"
+import { Cause, Data, Effect, Layer, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
 import { makeLoggerLive } from "../src/layers/LoggerLive.js"
@@ -64,7 +64,9 @@ const C = {
   urlObject: "CanaryUrlObject-6a1c",
   mapToken: "CanaryMapToken-0f3e",
   spanToken: "CanarySpanToken-e7d1",
-  keyValueMessage: "CanaryColonPw-2d6b"
+  keyValueMessage: "CanaryColonPw-2d6b",
+  failedObject: "CanaryFailedObject-8c4a",
+  parseError: "CanaryParseError-1e7b"
 }
 // A JWT by shape: base64url `{"alg":"HS256"}`, a payload, and a signature carrying its canary.
 const USER_JWT = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.${C.jwtSignature}`
@@ -98,8 +100,11 @@ const leaks = Effect.gen(function*() {
   yield* Effect.logInfo(`proxy sent Basic ${BASIC} upstream`)
   yield* Effect.logInfo(`password: ${C.keyValueMessage} was rejected`)
   yield* Effect.logInfo("span").pipe(Effect.withLogSpan(`fetch?token=${C.spanToken}`))
+  yield* Effect.fail({ _tag: "Denied", reason: "expired", token: C.failedObject }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("denied", cause)))
+  // A payload that no longer decodes: the parse error quotes the value it got.
+  yield* Schema.decodeUnknown(Schema.Number)({ user: "ann", password: C.parseError }).pipe(Effect.catchAllCause((cause) => Effect.logError("undecodable payload", cause)))
 })
-const LEAK_LINES = 20
+const LEAK_LINES = 22
 
 describe("log redaction", () => {
   it("masks secret keys at any depth and every secret config value inside strings, with zero canary hits", async () => {
@@ -135,7 +140,7 @@ describe("log redaction", () => {
       expect(ALL.filter((canary) => text.includes(canary))).toEqual([])
       // What is not secret is still there.
       expect(text).toMatch(/user\\?":\\?"ann/)
-      for (const kept of ["page=2", "lang=id", "keep=yes", "user=ann", "remember=1", "plan", "cache.internal:6379", "q=cats", "was rejected", "PaymentDeclined", "card declined", "upstream refused", "user-1"]) {
+      for (const kept of ["page=2", "lang=id", "keep=yes", "user=ann", "remember=1", "plan", "cache.internal:6379", "q=cats", "was rejected", "PaymentDeclined", "card declined", "upstream refused", "user-1", "expired", "Expected number"]) {
         expect(text, kept).toContain(kept)
       }
       if (format === "json") expect(jsonLines(text)).toHaveLength(LEAK_LINES)

@@ -141,11 +141,15 @@ const MAX_DEPTH = 12
  */
 export const typeName = (value: unknown): string => {
   if (typeof value !== "object" || value === null) return typeof value
-  const tag = (value as { readonly _tag?: unknown })._tag
-  const ctor = (value.constructor as { readonly name?: unknown } | undefined)?.name
-  if (typeof ctor === "string" && ctor !== "" && ctor !== "Object") return ctor
-  if (typeof tag === "string") return tag
-  return value instanceof Error ? value.name : "object"
+  try {
+    const tag = (value as { readonly _tag?: unknown })._tag
+    const ctor = (value.constructor as { readonly name?: unknown } | undefined)?.name
+    if (typeof ctor === "string" && ctor !== "" && ctor !== "Object") return ctor
+    if (typeof tag === "string") return tag
+    return value instanceof Error ? value.name : "object"
+  } catch {
+    return "object" // a throwing getter or proxy: the line is still written
+  }
 }
 
 export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
