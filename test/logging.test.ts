@@ -226,6 +226,7 @@ describe("log redaction", () => {
     expect(redactor.text("retry with bearer abc.def-ghi now")).toBe("retry with bearer [REDACTED] now")
     expect(redactor.text(`x ${USER_JWT} y`)).toBe("x [REDACTED] y")
     expect(redactor.text("basic plan, Basic information")).toBe("basic plan, Basic information")
+    expect(redactor.text(`auth basic ${Buffer.from("u:p4ss").toString("base64")} sent`)).toBe("auth basic [REDACTED] sent")
     expect(redactor.text("at 12:30:45 user=ann status: ok, 3 = 3")).toBe("at 12:30:45 user=ann status: ok, 3 = 3")
     expect(redactor.text("https://example.com/a?b=c#d")).toBe("https://example.com/a?b=c#d")
   })

@@ -181,7 +181,8 @@ export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
 }>() {}
 
 /**
- * pino as the Effect logger, with deep redaction of secret keys and of every secret config value.
+ * pino as the Effect logger, with deep redaction of secret keys, of every secret config value and
+ * of secrets recognisable by shape inside strings (see redact.ts).
  * Owns the pino destination: buffered lines are flushed when the layer is released, which is
  * last in the shutdown sequence (it is the outermost layer after the config).
  */

@@ -50,7 +50,8 @@ export const isSecretKey = (key: string): boolean => {
 const MARKER = /[=:]|bearer|basic|eyJ/i
 const HAS_BEARER = /bearer/i
 const BEARER = /\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*/gi
-const BASIC = /\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/g
+const HAS_BASIC = /basic/i
+const BASIC = /\b(basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/gi
 /** A JWT (or JWS/JWE) by shape: base64url of `{"` then at least two more dot-separated parts. */
 const JWT_SHAPE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi
@@ -171,7 +172,7 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
     // Each pattern only where its own marker is, to keep the slow path short.
     if (out.includes("://")) out = out.replace(URL_USERINFO, `$1${REDACTED}$3`)
     if (HAS_BEARER.test(out)) out = out.replace(BEARER, `$1$2${REDACTED}`)
-    if (out.includes("Basic")) out = out.replace(BASIC, basicCredential)
+    if (HAS_BASIC.test(out)) out = out.replace(BASIC, basicCredential)
     if (out.includes("eyJ")) out = out.replace(JWT_SHAPE, REDACTED)
     return out.includes("=") || out.includes(":") ? maskPairs(out) : out
   }
