@@ -1,8 +1,8 @@
-import { SECRET_KEY } from "../layers/redact.js"
+import { isSecretKey } from "../layers/redact.js"
 
 /**
  * What an error message may repeat of the request: at most ECHO_LIMIT characters of any value,
- * nothing of a secret field (the logger's SECRET_KEY decides which names are secret, in one place),
+ * nothing of a secret field (the logger's isSecretKey decides which names are secret, in one place),
  * and nothing that is not a plain value (an object, such as an uploaded file with its server path).
  */
 
@@ -12,7 +12,7 @@ export const truncate = (text: string, max = ECHO_LIMIT): string =>
   text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`
 
 export const isSecretPath = (path: ReadonlyArray<PropertyKey>): boolean =>
-  path.some((segment) => typeof segment === "string" && SECRET_KEY.test(segment))
+  path.some((segment) => typeof segment === "string" && isSecretKey(segment))
 
 const ACTUAL = ", actual "
 /** Effect's messages that never quote the value. */

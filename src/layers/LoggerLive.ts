@@ -2,8 +2,8 @@ import type { Writable } from "node:stream"
 import { Cause, Context, Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
 import pino from "pino"
 import pinoPretty from "pino-pretty"
-import { AppConfig, type AppConfigShape, type LogLevelName } from "../services/AppConfig.js"
-import { makeRedactor, type Redactor } from "./redact.js"
+import { AppConfig, type AppConfigShape, type LogFormat, type LogLevelName } from "../services/AppConfig.js"
+import { makeRedactor, type Redactor, typeName } from "./redact.js"
 
 const effectToPino = (level: LogLevel.LogLevel): pino.Level => {
   switch (level._tag) {
@@ -44,7 +44,8 @@ export const minimumLevel = (name: LogLevelName): LogLevel.LogLevel => {
 
 /**
  * Builds one pino line from an Effect log call: string parts become `msg`, object parts and
- * annotations become fields, spans become `spans.<label>` durations, a cause becomes `err`.
+ * annotations become fields, spans become `spans.<label>` durations, a cause becomes `err` (its
+ * rendering) and `errType` (the classes of its failures and defects).
  */
 export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
   Logger.make<unknown, void>(({ annotations, cause, date, logLevel, message, spans }) => {
@@ -65,27 +66,88 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     }
     if (!Cause.isEmpty(cause)) {
       fields["err"] = Cause.pretty(cause, { renderErrorCause: true })
+      // The rendering names an Error subclass by its `name`, often just "Error": keep the classes.
+      const types = [...Cause.failures(cause), ...Cause.defects(cause)].map(typeName)
+      if (types.length > 0) fields["errType"] = types.join(", ")
     }
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })
 
+/** The keys pino writes itself; a logged field of the same name would be a second, winning copy. */
+const OWN_KEYS = ["level", "time", "msg", "service", "env", "pid"] as const
+
+/**
+ * A logged object's fields that collide with the line's own keys are renamed with a leading `_`
+ * (`{ level: "fatal" }` becomes `_level`), so data cannot change a line's level, time or message.
+ */
+export const guardOwnKeys = (fields: Record<string, unknown>): Record<string, unknown> => {
+  if (!OWN_KEYS.some((key) => key in fields)) return fields
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    out[(OWN_KEYS as ReadonlyArray<string>).includes(key) ? `_${key}` : key] = value
+  }
+  return out
+}
+
+/** Control characters (newlines, ANSI escapes), written as escapes; `keepNewlines` for stacks. */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/
+const CONTROLS = new RegExp(CONTROL.source, "g")
+const CONTROLS_BUT_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g
+const escapeChar = (c: string) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+export const escapeControl = (text: string, keepNewlines = false): string =>
+  CONTROL.test(text) ? text.replace(keepNewlines ? CONTROLS_BUT_NEWLINE : CONTROLS, escapeChar) : text
+
+/**
+ * What pino-pretty prints raw, made printable: it JSON-quotes values but prints the message, keys
+ * and error stacks as they are, so a newline there would start what looks like a new line (stacks
+ * keep their newlines: pino-pretty indents every stack line).
+ */
+const printable = (value: unknown, depth = 0): unknown => {
+  if (typeof value !== "object" || value === null || depth > 16) return value
+  if (Array.isArray(value)) return value.map((item) => printable(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    out[escapeControl(key)] = key === "stack" && typeof item === "string" ? escapeControl(item, true) : printable(item, depth + 1)
+  }
+  return out
+}
+
+/**
+ * The options every pino instance of the app shares. `formatters.log` guards the line's own keys
+ * (this covers direct pino calls such as the crash handlers' too) and, in pretty mode, makes keys
+ * and stacks printable; the `err` serializer is the identity because fields arrive already
+ * redacted, and pino's own would rewrite a redacted error's `type` to "Object".
+ */
+export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat = "json"): pino.LoggerOptions => ({
+  level,
+  base: { service: "lumiku-backend", env, pid: process.pid },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { log: format === "pretty" ? (fields) => guardOwnKeys(printable(fields) as Record<string, unknown>) : guardOwnKeys },
+  serializers: { err: (value: unknown) => value }
+})
+
 export interface LoggerOptions {
-  /** Where lines go; stdout by default. Tests pass a stream to capture them. */
+  /** Where lines go (JSON or pretty, as configured); stdout by default. Tests pass a stream to capture them. */
   readonly destination?: Writable
 }
 
 const makePino = (config: AppConfigShape, options: LoggerOptions) => {
-  const pinoOptions: pino.LoggerOptions = {
-    level: config.log.level,
-    base: { service: "lumiku-backend", env: config.env, pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime
+  const shared = pinoOptions(config.log.level, config.env, config.log.format)
+  if (config.log.format === "pretty") {
+    const pretty = pinoPretty({
+      sync: true,
+      colorize: options.destination === undefined && process.stdout.isTTY,
+      translateTime: "HH:MM:ss.l",
+      ignore: "pid,hostname,service,env",
+      // Field values are printed JSON-quoted and stacks indented; the message is printed raw, so a
+      // newline in it would start what looks like a new line.
+      messageFormat: (line, key) => escapeControl(String(line[key] ?? "")),
+      ...(options.destination !== undefined ? { destination: options.destination } : {})
+    })
+    return { log: pino(shared, pretty), flush: () => undefined }
   }
   if (options.destination !== undefined) {
-    return { log: pino(pinoOptions, options.destination), flush: () => undefined }
-  }
-  if (config.log.format === "pretty") {
-    const pretty = pinoPretty({ sync: true, colorize: process.stdout.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,service,env" })
-    return { log: pino(pinoOptions, pretty), flush: () => undefined }
+    return { log: pino(shared, options.destination), flush: () => undefined }
   }
   // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
   // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
@@ -99,7 +161,7 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   }, 100)
   timer.unref()
   return {
-    log: pino(pinoOptions, destination),
+    log: pino(shared, destination),
     flush: () => {
       clearInterval(timer)
       try {
@@ -119,7 +181,8 @@ export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
 }>() {}
 
 /**
- * pino as the Effect logger, with deep redaction of secret keys and of every secret config value.
+ * pino as the Effect logger, with deep redaction of secret keys, of every secret config value and
+ * of secrets recognisable by shape inside strings (see redact.ts).
  * Owns the pino destination: buffered lines are flushed when the layer is released, which is
  * last in the shutdown sequence (it is the outermost layer after the config).
  */
