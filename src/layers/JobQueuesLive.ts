@@ -77,6 +77,11 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
   Layer.scoped(
     JobQueues,
     Effect.gen(function*() {
+      // A definition that bypassed defineJob: a name like "mail-dlq" would consume another queue's dead letters.
+      for (const { queue } of definitions) {
+        const reserved = reservedQueueSuffix(queue)
+        if (reserved !== undefined) return yield* Effect.dieMessage(`job queue "${queue}" ends in "${reserved}", which is reserved`)
+      }
       const config = yield* AppConfig
       const redis = yield* Redis
       yield* checkEvictionPolicy
@@ -101,9 +106,6 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
       const queues = new Map<string, { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue }>()
       for (const definition of definitions) {
         if (queues.has(definition.queue)) return yield* Effect.dieMessage(`job queue "${definition.queue}" is defined twice`)
-        // A definition that bypassed defineJob: a name like "mail-dlq" would consume another queue's dead letters.
-        const reserved = reservedQueueSuffix(definition.queue)
-        if (reserved !== undefined) return yield* Effect.dieMessage(`job queue "${definition.queue}" ends in "${reserved}", which is reserved`)
         queues.set(definition.queue, {
           main: yield* open(definition.queue),
           dlq: yield* open(deadLetterQueueName(definition.queue)),
