@@ -142,6 +142,8 @@ describe("the failure path is its own durable step", () => {
     expect(await stateOf(h, "comp-fails", "cf-1")).toBe("failed")
     expect(await compensationStateOf(h, "comp-fails", "cf-1")).toBe("failed")
     expect(await letterOf(h, "comp-fails", "cf-1")).toMatchObject({ jobClass: "permanent", attemptsMade: 1 })
+    // an operator sees it in the queue counts (the admin API and the detailed health report)
+    expect((await Effect.runPromise(h.queues.counts))["comp-fails"]).toMatchObject({ deadLettered: 1, compensationFailed: 1, compensationPending: 0 })
   })
 
   it("a hung compensation is cut at its own time limit: the job is settled at once and the next job at concurrency 1 runs", async () => {

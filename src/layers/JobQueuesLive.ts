@@ -69,8 +69,8 @@ const checkEvictionPolicy = Effect.gen(function*() {
 }).pipe(Effect.catchAll((error) => Effect.logWarning("could not read redis maxmemory-policy", { error: error.message })))
 
 /**
- * The producer side of every registered queue, plus each queue's dead-letter queue. Owns one
- * producer connection and the BullMQ Queue objects: the queues are closed, then the connection is
+ * The producer side of every registered queue, plus each queue's dead-letter and compensation
+ * queues. Owns one producer connection and the BullMQ Queue objects: the queues are closed, then the connection is
  * quit, when the layer is released (after the workers and the HTTP server that use them).
  */
 export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) =>
@@ -146,18 +146,21 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             Effect.flatMap((job) => (job === undefined ? Effect.fail(new DeadLetterNotFound({ queue, jobId })) : Effect.succeed(job)))
           ))
 
-      const countsOf = (name: string, { dlq, main }: { readonly main: Queue; readonly dlq: Queue }) =>
+      const countsOf = (name: string, { compensation, dlq, main }: { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue }) =>
         call(name, async (): Promise<QueueCounts> => {
-          const [counts, dead] = await Promise.all([
+          const [counts, dead, compensations] = await Promise.all([
             main.getJobCounts("waiting", "active", "delayed", "failed", "prioritized"),
-            dlq.getJobCounts("waiting")
+            dlq.getJobCounts("waiting"),
+            compensation.getJobCounts("waiting", "active", "delayed", "failed")
           ])
           return {
             waiting: (counts["waiting"] ?? 0) + (counts["prioritized"] ?? 0),
             active: counts["active"] ?? 0,
             delayed: counts["delayed"] ?? 0,
             failed: counts["failed"] ?? 0,
-            deadLettered: dead["waiting"] ?? 0
+            deadLettered: dead["waiting"] ?? 0,
+            compensationPending: (compensations["waiting"] ?? 0) + (compensations["active"] ?? 0) + (compensations["delayed"] ?? 0),
+            compensationFailed: compensations["failed"] ?? 0
           }
         })
 

@@ -75,7 +75,11 @@ export const QueueCounts = Schema.Struct({
   active: Schema.Number,
   delayed: Schema.Number,
   failed: Schema.Number,
-  deadLettered: Schema.Number
+  deadLettered: Schema.Number,
+  /** Compensations waiting, running or delayed for a retry. */
+  compensationPending: Schema.Number,
+  /** Compensations that failed for good: each needs an operator. */
+  compensationFailed: Schema.Number
 }).annotations({ identifier: "QueueCounts" })
 export type QueueCounts = typeof QueueCounts.Type
 

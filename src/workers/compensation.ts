@@ -56,7 +56,10 @@ export const makeCompensationWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
             running.delete(fiber)
             clearTimeout(timer)
             if (Exit.isSuccess(exit)) resolve()
-            else reject(new Error(Cause.pretty(exit.cause).split("\n")[0] ?? "compensation failed"))
+            else {
+              const failure = Cause.squash(exit.cause)
+              reject(new Error(failure instanceof Error ? failure.message : String(failure)))
+            }
           })
         })
 
