@@ -38,6 +38,7 @@ const latch = () => {
 }
 const compensationGate = latch()
 let compensationStarted = false
+const heldGate = latch()
 const undecodable: Array<{ encoded: unknown; failure: FinalFailure }> = []
 // Per-job scripts of the "classes" handler: what each run does.
 const scripts: Record<string, ReadonlyArray<"transient" | "timeout" | "ok">> = {
@@ -100,6 +101,10 @@ const handlers: Array<AnyJobHandler> = [
         return step === "transient" ? Effect.fail(resetError()) : step === "timeout" ? Effect.never : Effect.void
       }),
     compensate: counted
+  },
+  {
+    definition: def("held"),
+    run: (_p, ctx) => Effect.promise(() => heldGate.promise).pipe(Effect.zipRight(Effect.sync(() => void bump(runs, ctx.jobId))))
   },
   {
     definition: def("plain"),
@@ -215,6 +220,26 @@ describe("the failure path is its own durable step", () => {
     expect(await letterOf(h, "comp-slow", "slow-1")).toBeUndefined()
     expect(compensations.get("slow-1")).toBe(1)
     expect(runs.get("slow-1")).toBe(1)
+  })
+
+  it("a dead letter whose job is locked by a worker cannot be retried: DeadLetterBusy (409), not an outage", async () => {
+    await Effect.runPromise(h.queues.enqueue(byQueue("held"), "held-1", { n: 1 }))
+    await eventually(async () => (await stateOf(h, "held", "held-1")) === "active" || undefined, 5_000, "job running")
+    // a dead letter under the id of a job that is running again (as after a delivery that raced its failure)
+    const letter = {
+      queue: "held", jobId: "held-1", payload: { n: 1 }, jobClass: "permanent" as const, reason: "permanent failure",
+      lastError: { tag: "JobPermanent", message: "refused" }, attemptsMade: 1, attemptsStarted: 1,
+      enqueuedAt: new Date().toISOString(), lastAttemptAt: null, deadLetteredAt: new Date().toISOString()
+    }
+    await Effect.runPromise(h.queues.deadLetters.record(letter, { compensate: false }))
+    const result = await Effect.runPromise(Effect.either(h.queues.deadLetters.retry("held", "held-1")))
+    expect(Either.isLeft(result) && result.left._tag).toBe("DeadLetterBusy")
+    expect(Either.isLeft(result) && result.left.message).toContain("its job is locked by another worker")
+    heldGate.open()
+    await eventually(async () => (await stateOf(h, "held", "held-1")) === "completed" || undefined, 5_000, "job done")
+    // the running job was left alone, and the dead letter is still there for the operator
+    expect(runs.get("held-1")).toBe(1)
+    expect(await letterOf(h, "held", "held-1")).toMatchObject({ jobId: "held-1" })
   })
 
   it("a payload that no longer decodes is dead-lettered and compensated with its encoded payload", async () => {
