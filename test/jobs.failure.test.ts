@@ -116,7 +116,12 @@ const byQueue = (queue: string) => handlers.find((h) => h.definition.queue === q
 const letterOf = (h: JobHarness, queue: string, jobId: string) =>
   Effect.runPromise(Effect.option(h.queues.deadLetters.get(queue, jobId))).then((o) => (o._tag === "Some" ? o.value : undefined))
 const stateOf = (h: JobHarness, queue: string, jobId: string) => h.inspect(queue).getJob(jobId).then((job) => job?.getState())
-const compensationStateOf = (h: JobHarness, queue: string, jobId: string) => stateOf(h, `${queue}-compensate`, jobId)
+/** The newest compensation task of a job id (one per enqueue). */
+const compensationTaskOf = async (h: JobHarness, queue: string, jobId: string) => {
+  const tasks = await h.inspect(`${queue}-compensate`).getJobs(["waiting", "active", "delayed", "completed", "failed"])
+  return tasks.filter((t) => t !== undefined && (t.data as { jobId: string }).jobId === jobId).sort((a, b) => b.timestamp - a.timestamp)[0]
+}
+const compensationStateOf = (h: JobHarness, queue: string, jobId: string) => compensationTaskOf(h, queue, jobId).then((task) => task?.getState())
 /** Compensated once, and (where compensation has its own task) the task recorded as done. */
 const compensatedOnce = async (h: JobHarness, queue: string, jobId: string) =>
   compensations.get(jobId) === 1 && ["completed", undefined].includes(await compensationStateOf(h, queue, jobId)) ? true : undefined
@@ -162,11 +167,11 @@ describe("the failure path is its own durable step", () => {
     // each run of the compensation is interrupted at 500 ms and retried, 3 runs in all
     await eventually(async () => (await compensationStateOf(h, "comp-hangs", "hang-1")) === "failed" || undefined, 10_000, "compensation given up")
     expect(compensations.get("hang-1")).toBe(3)
-    const job = await h.inspect("comp-hangs-compensate").getJob("hang-1")
+    const job = await compensationTaskOf(h, "comp-hangs", "hang-1")
     expect(job?.failedReason).toMatch(/exceeded its 500 ms limit/)
   })
 
-  it("the compensation record expires, and retry and discard clear it, so a later failure under the same id is compensated again", async () => {
+  it("a retried job, and a later job reusing the id, are compensated again when they fail; the compensation record expires", async () => {
     await Effect.runPromise(h.queues.enqueue(byQueue("reused"), "re-1", { n: 1 }))
     await eventually(() => compensatedOnce(h, "reused", "re-1"), 5_000, "compensation")
     // retried: it fails again and is compensated again
@@ -181,7 +186,7 @@ describe("the failure path is its own durable step", () => {
     await eventually(async () => (compensations.get("re-1") === 3 ? true : undefined), 5_000, "third compensation")
     expect(runs.get("re-1")).toBe(3)
     // and the record of a compensation done expires with the completed jobs
-    const task = await h.inspect("reused-compensate").getJob("re-1")
+    const task = await compensationTaskOf(h, "reused", "re-1")
     expect(task?.opts.removeOnComplete).toMatchObject({ age: Duration.toSeconds(h.config.jobs.keepCompleted.age) })
   })
 

@@ -23,8 +23,14 @@ export const bullPrefix = (config: AppConfigShape) => `${config.redis.keyPrefix}
 
 export const deadLetterQueueName = (queue: string) => `${queue}-dlq`
 
-/** Where a job that failed for good waits for its compensation (one task per job id). */
+/** Where a job that failed for good waits for its compensation. */
 export const compensationQueueName = (queue: string) => `${queue}-compensate`
+
+/**
+ * One compensation task per job *and enqueue*: a job delivered again after its failure finds its
+ * own task (nothing runs twice), while a later job reusing the id has its own and is compensated.
+ */
+export const compensationTaskId = (letter: Pick<DeadLetter, "jobId" | "enqueuedAt">) => `${letter.jobId}.${Date.parse(letter.enqueuedAt)}`
 
 /** Failures per error class of one job (a hash under the Redis key prefix), so each class has its own budget. */
 export const classFailuresKey = (queue: string, jobId: string) => `jobs:failures:${queue}:${jobId}`
@@ -37,7 +43,7 @@ const RELEASE_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis
 // BullMQ's Job.remove says so only in its message (no code).
 const isLockedByWorker = (cause: unknown) => cause instanceof Error && cause.message.includes("locked by another worker")
 
-/** The compensation task of a job that failed for good: retried with the capped transient backoff, kept after it ran (its marker). */
+/** The compensation task of a job that failed for good: retried with the capped transient backoff, kept a while after it ran. */
 export const compensationOptions = (config: AppConfigShape) => ({
   attempts: config.jobs.compensation.attempts,
   backoff: { type: "lumiku" },
@@ -184,13 +190,14 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
         )
 
       /**
-       * Removes the job's compensation record once it has run (completed, or failed for good), so a
-       * later failure under the same id is compensated again. A compensation still to run refuses.
+       * Removes the dead letter's compensation task once it has run (completed, or failed for good).
+       * A compensation still to run refuses: retrying or discarding must not race it.
        */
-      const clearCompensation = (queue: string, jobId: string) =>
+      const clearCompensation = (queue: string, letter: DeadLetter) =>
         Effect.flatMap(lookup(queue), ({ compensation }) =>
           Effect.gen(function*() {
-            const task = yield* call(queue, () => compensation.getJob(jobId))
+            const jobId = letter.jobId
+            const task = yield* call(queue, () => compensation.getJob(compensationTaskId(letter)))
             if (task === undefined) return
             const state = yield* call(queue, () => task.getState())
             if (state !== "completed" && state !== "failed") {
@@ -233,7 +240,7 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             const { main } = yield* lookup(queue)
             yield* exclusively(queue, jobId, Effect.gen(function*() {
               const letter = yield* deadLetterJob(queue, jobId)
-              yield* clearCompensation(queue, jobId)
+              yield* clearCompensation(queue, toDeadLetter(letter.data))
               // In this order, so a call cut short is safe to repeat: the failed original goes (a
               // job still locked by a worker is a 409), the failure counts are reset, the job comes
               // back fresh, and only then is the dead letter removed.
@@ -253,16 +260,21 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             yield* lookup(queue)
             yield* exclusively(queue, jobId, Effect.gen(function*() {
               const letter = yield* deadLetterJob(queue, jobId)
-              yield* clearCompensation(queue, jobId)
+              yield* clearCompensation(queue, toDeadLetter(letter.data))
               yield* callUnlessLocked(queue, jobId, () => letter.remove())
             }))
             yield* Effect.logInfo("dead letter discarded", { queue, jobId })
           }),
           record: Effect.fn("JobQueues.deadLetters.record")(function*(letter, { compensate }) {
             const { compensation, dlq } = yield* lookup(letter.queue)
-            yield* call(letter.queue, () => dlq.add(letter.queue, letter, { jobId: letter.jobId, removeOnComplete: true }))
+            yield* call(letter.queue, async () => {
+              // A letter left by an earlier job under this id is superseded by this one's.
+              const existing = await dlq.getJob(letter.jobId)
+              if (existing !== undefined && (existing.data as DeadLetter).enqueuedAt !== letter.enqueuedAt) await existing.remove()
+              await dlq.add(letter.queue, letter, { jobId: letter.jobId, removeOnComplete: true })
+            })
             if (compensate) {
-              yield* call(letter.queue, () => compensation.add(letter.queue, letter, { ...compensationOpts, jobId: letter.jobId }))
+              yield* call(letter.queue, () => compensation.add(letter.queue, letter, { ...compensationOpts, jobId: compensationTaskId(letter) }))
             }
           })
         }

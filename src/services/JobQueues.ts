@@ -103,14 +103,15 @@ export interface JobQueuesShape {
     readonly get: (queue: string, jobId: string) => Effect.Effect<DeadLetter, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound>
     /**
      * Re-enqueues the job with a fresh budget (its per-class failure counts and its finished
-     * compensation cleared) and removes the dead letter. One admin call per dead letter at a time.
+     * compensation task cleared) and removes the dead letter. One admin call per dead letter at a time.
      */
     readonly retry: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound | DeadLetterBusy>
-    /** Removes the dead letter and its finished compensation record (never a pending compensation). */
+    /** Removes the dead letter and its finished compensation task (never a pending compensation). */
     readonly discard: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound | DeadLetterBusy>
     /**
-     * Records a dead letter and, with `compensate`, its compensation task in `<queue>-compensate`
-     * (both idempotent by job id; the letter first). Used by the worker runtime.
+     * Records a dead letter (replacing one an earlier job under the same id left) and, with
+     * `compensate`, its compensation task in `<queue>-compensate`; both idempotent for one job and
+     * enqueue, the letter first. Used by the worker runtime.
      */
     readonly record: (letter: DeadLetter, options: { readonly compensate: boolean }) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue>
   }

@@ -42,10 +42,10 @@ export const makeCompensationWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const logged = (effect: Effect.Effect<void>) => Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("queue", definition.queue)))
 
       /** Runs the compensation as a fiber with a plain timer as its limit: a hung one is interrupted and abandoned, never awaited. */
-      const runBounded = (job: Job, effect: Effect.Effect<void, unknown, R>) =>
+      const runBounded = (job: Job<DeadLetter>, effect: Effect.Effect<void, unknown, R>) =>
         new Promise<void>((resolve, reject) => {
           const fiber = Runtime.runFork(runtime)(
-            effect.pipe(Effect.annotateLogs({ queue: definition.queue, jobId: job.id ?? "", step: "compensation" }))
+            effect.pipe(Effect.annotateLogs({ queue: definition.queue, jobId: job.data.jobId, step: "compensation" }))
           )
           running.add(fiber)
           const timer = setTimeout(() => {
@@ -104,7 +104,7 @@ export const makeCompensationWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
           w.on("failed", (job, error) => {
             if (job === undefined) return
             const final = error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1)
-            const fields = { jobId: job.id ?? "", run: job.attemptsMade, error: error.message }
+            const fields = { jobId: job.data.jobId, task: job.id ?? "", run: job.attemptsMade, error: error.message }
             logged(
               final
                 ? Effect.logError("compensation failed for good; it stays in the compensation queue for an operator", fields)
