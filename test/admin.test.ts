@@ -34,6 +34,23 @@ const handler: JobHandler<{ readonly n: number }, { readonly n: number }, never>
     })
 }
 
+// A second queue whose compensation waits for the test: a dead letter with its compensation running.
+const HELD_QUEUE = "admin-held"
+let releaseCompensation: () => void = () => undefined
+const compensationReleased = new Promise<void>((resolve) => (releaseCompensation = resolve))
+let compensationRunning = false
+let compensated = 0
+const heldDefinition = defineJob({ queue: HELD_QUEUE, payload: Schema.Struct({ n: Schema.Number }), timeout: "5 seconds", concurrency: 1 })
+const heldHandler: JobHandler<{ readonly n: number }, { readonly n: number }, never> = {
+  definition: heldDefinition,
+  run: (payload) => Effect.fail(new JobPermanent({ reason: `n=${payload.n} is not accepted` })),
+  compensate: () =>
+    Effect.sync(() => (compensationRunning = true)).pipe(
+      Effect.zipRight(Effect.promise(() => compensationReleased)),
+      Effect.zipRight(Effect.sync(() => void compensated++))
+    )
+}
+
 type Body = Record<string, any>
 
 const expectEnvelope = (body: Body, code: string) => {
@@ -56,7 +73,7 @@ describe("admin API for dead letters", () => {
   }
 
   beforeAll(async () => {
-    app = await startApp(testEnv({ ADMIN_TOKEN: TOKEN }), { jobHandlers: [handler] })
+    app = await startApp(testEnv({ ADMIN_TOKEN: TOKEN }), { jobHandlers: [handler, heldHandler] })
     await Effect.runPromise(
       Effect.gen(function*() {
         const queues = yield* JobQueues
@@ -196,6 +213,23 @@ describe("admin API for dead letters", () => {
     expect(runs.get("job-b")).toBe(2)
     expect((await call(`/queues/${QUEUE}/dead-letters/job-b`)).status).toBe(404)
     expect((await call(`/queues/${QUEUE}/dead-letters`)).body["total"]).toBe(JOB_IDS.length - 1)
+  })
+
+  it("409, not 503, while the dead letter's compensation is still running (its task locked by a worker) or another call handles it", async () => {
+    await Effect.runPromise(JobQueues.pipe(Effect.flatMap((q) => q.enqueue(heldDefinition, "held-1", { n: 1 })), Effect.provide(app.context)))
+    await waitUntil(async () => compensationRunning && (await call(`/queues/${HELD_QUEUE}/dead-letters/held-1`)).status === 200, 10_000)
+    for (const init of [{ path: "/retry", method: "POST" }, { path: "", method: "DELETE" }]) {
+      const r = await call(`/queues/${HELD_QUEUE}/dead-letters/held-1${init.path}`, { method: init.method })
+      expect(r.status, init.method).toBe(409)
+      expectEnvelope(r.body, "CONFLICT")
+      expect(r.body["message"]).toMatch(/compensation has not finished/)
+    }
+    releaseCompensation()
+    await waitUntil(async () => compensated === 1, 10_000)
+    // two retries at once: one re-enqueues, the other is told the dead letter is busy (or gone)
+    await new Promise((r) => setTimeout(r, 300)) // the task is recorded as done just after compensate returns
+    const both = await Promise.all([1, 2].map(() => call(`/queues/${HELD_QUEUE}/dead-letters/held-1/retry`, { method: "POST" })))
+    expect([[202, 404], [202, 409]]).toContainEqual(both.map((r) => r.status).sort())
   })
 
   it("discards one: it is gone afterwards", async () => {

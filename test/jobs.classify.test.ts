@@ -4,7 +4,7 @@ import { FfmpegError, FfmpegTimeout, FfmpegUnsupported } from "../src/services/F
 import { IdempotencyKeyReused } from "../src/services/LedgerError.js"
 import { classify, parseRetryAfter } from "../src/services/jobs/classify.js"
 import { type JobClass, jobClassOf, JobPermanent, JobRateLimited, JobTimeout, JobTransient } from "../src/services/jobs/JobError.js"
-import { decide, defaultRetryPolicy, nthDelay, retrySchedules } from "../src/services/jobs/retryPolicy.js"
+import { bullAttempts, decide, defaultRetryPolicy, nthDelay, retrySchedules } from "../src/services/jobs/retryPolicy.js"
 import { RedisError } from "../src/services/Redis.js"
 
 const errno = (code: string) => Object.assign(new Error("whatever the text says"), { code })
@@ -96,13 +96,35 @@ describe("retry schedules", () => {
   })
 
   it("decides per class: permanent ends at once, rate limits postpone (clamped) up to a cap", () => {
-    const run = (error: Parameters<typeof decide>[1], attemptsMade: number, postponements: number) =>
-      Effect.runSync(decide(defaultRetryPolicy, error, { attemptsMade, postponements }))
-    expect(run(new JobPermanent({ reason: "x" }), 0, 0)._tag).toBe("Final")
-    expect(run(new JobTransient({ reason: "x" }), 3, 0)._tag).toBe("Retry")
-    expect(run(new JobTransient({ reason: "x" }), 4, 0)._tag).toBe("Final")
-    const postponed = run(new JobRateLimited({ reason: "x", retryAfter: Duration.hours(5) }), 0, 4)
+    const run = (error: Parameters<typeof decide>[1], classFailures: number) =>
+      Effect.runSync(decide(defaultRetryPolicy, error, { classFailures }))
+    expect(run(new JobPermanent({ reason: "x" }), 1)._tag).toBe("Final")
+    expect(run(new JobTransient({ reason: "x" }), 4)._tag).toBe("Retry")
+    expect(run(new JobTransient({ reason: "x" }), 5)._tag).toBe("Final")
+    const postponed = run(new JobRateLimited({ reason: "x", retryAfter: Duration.hours(5) }), 5)
     expect(postponed._tag === "Postpone" && Duration.toMillis(postponed.delay)).toBe(10 * 60 * 1000)
-    expect(run(new JobRateLimited({ reason: "x", retryAfter: Duration.seconds(1) }), 0, 5)._tag).toBe("Final")
+    expect(run(new JobRateLimited({ reason: "x", retryAfter: Duration.seconds(1) }), 6)._tag).toBe("Final")
+  })
+
+  it("each class has its own budget: a timeout after two transient failures is the first timeout, a transient failure after two timeouts waits the first delay", () => {
+    // What the worker passes: the failures of this error's class so far (this one included).
+    const timeoutAfterTwoTransients = Effect.runSync(decide(defaultRetryPolicy, new JobTimeout({ budget: Duration.seconds(1) }), { classFailures: 1 }))
+    expect(timeoutAfterTwoTransients._tag).toBe("Retry")
+    const transientAfterTwoTimeouts = Effect.runSync(decide(defaultRetryPolicy, new JobTransient({ reason: "x" }), { classFailures: 1 }))
+    expect(transientAfterTwoTimeouts._tag === "Retry" && Duration.toMillis(transientAfterTwoTimeouts.delay)).toBeLessThanOrEqual(2_400)
+  })
+
+  it("the exponential delay is capped", () => {
+    const policy = { ...defaultRetryPolicy, transientAttempts: 20, transientMaxDelay: Duration.minutes(5) }
+    const longest = Math.max(...Array.from({ length: 19 }, (_, i) => {
+      const d = Effect.runSync(decide(policy, new JobTransient({ reason: "x" }), { classFailures: i + 1 }))
+      return d._tag === "Retry" ? Duration.toMillis(d.delay) : 0
+    }))
+    expect(longest).toBe(5 * 60 * 1000)
+    expect(Effect.runSync(decide(policy, new JobTransient({ reason: "x" }), { classFailures: 20 }))._tag).toBe("Final")
+  })
+
+  it("BullMQ's attempts leave room for every class' budget", () => {
+    expect(bullAttempts(defaultRetryPolicy)).toBeGreaterThan(defaultRetryPolicy.transientAttempts + defaultRetryPolicy.timeoutAttempts - 1)
   })
 })

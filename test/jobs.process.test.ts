@@ -8,8 +8,15 @@ import { freePort, PrivateRedis } from "./support/redisServer.js"
 import { killAll, spawnServer } from "./support/spawnServer.js"
 
 const db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 })
-const events = async (kind: "start" | "done") =>
+const events = async (kind: "start" | "done" | "comp-start" | "comp-done") =>
   (await db.query<{ job_id: string; pid: number }>("SELECT job_id, pid FROM fixture_job_events WHERE kind = $1 ORDER BY at", [kind])).rows
+const ledgerOf = async (jobId: string) =>
+  (await db.query<{ kind: string; delta: string }>(
+    "SELECT l.kind, l.delta FROM credit_ledger l JOIN users u ON u.id = l.user_id WHERE u.email = $1 ORDER BY l.id",
+    [`${jobId}@paid.example.com`]
+  )).rows.map((r) => `${r.kind}:${r.delta}`)
+const balanceOf = async (jobId: string) =>
+  Number((await db.query<{ balance: string }>("SELECT balance FROM users WHERE email = $1", [`${jobId}@paid.example.com`])).rows[0]?.balance)
 
 const post = (url: string) => fetch(url, { method: "POST" })
 
@@ -77,6 +84,60 @@ describe("workers as processes", () => {
     second.child.kill("SIGTERM")
     expect((await second.exited).code).toBe(0)
   }, 60_000)
+
+  it("SIGKILL of a worker mid-compensation: another worker process compensates again, the handler never runs again, one refund", async () => {
+    const env = testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}compkill:`, JOB_LOCK_DURATION: "2000", JOB_STALLED_INTERVAL: "1000" })
+    const first = await spawnServer(env)
+    expect((await post(first.url("/__test/paid-enqueue?id=paid-kill&runMs=10&compMs=4000&fail=1"))).status).toBe(202)
+    expect(await balanceOf("paid-kill")).toBe(40)
+    await eventually(async () => ((await events("comp-start")).length === 1 ? true : undefined), 10_000, "compensation start")
+    first.child.kill("SIGKILL")
+    await first.exited
+    expect(await events("comp-done")).toHaveLength(0)
+    const second = await spawnServer(env)
+    await eventually(async () => ((await events("comp-done")).length === 1 ? true : undefined), 25_000, "compensation after the crash")
+    await new Promise((r) => setTimeout(r, 1_500))
+    // the handler ran once, in the first process; compensation started in both and finished once, in the second
+    expect((await events("start")).map((e) => e.pid)).toEqual([first.child.pid])
+    expect((await events("comp-start")).map((e) => e.pid)).toEqual([first.child.pid, second.child.pid])
+    expect((await events("comp-done")).map((e) => e.pid)).toEqual([second.child.pid])
+    expect(await ledgerOf("paid-kill")).toEqual(["bonus:50", "usage:-10", "refund:10"])
+    expect(await balanceOf("paid-kill")).toBe(50)
+    const prefix = `${env["REDIS_KEY_PREFIX"]}bull`
+    const main = new Queue("paid-test", { connection, prefix })
+    const dlq = new Queue("paid-test-dlq", { connection, prefix })
+    expect(await (await main.getJob("paid-kill"))?.getState()).toBe("failed")
+    expect((await dlq.getJob("paid-kill"))?.data).toMatchObject({ jobId: "paid-kill", jobClass: "permanent" })
+    await main.close()
+    await dlq.close()
+    second.child.kill("SIGTERM")
+    expect((await second.exited).code).toBe(0)
+  }, 60_000)
+
+  it("a job that stalls twice (its worker SIGKILLed twice) is dead-lettered and compensated by the next worker, without running a third time", async () => {
+    const env = testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}stall2:`, JOB_LOCK_DURATION: "2000", JOB_STALLED_INTERVAL: "1000" })
+    const first = await spawnServer(env)
+    expect((await post(first.url("/__test/paid-enqueue?id=paid-stall&runMs=30000&compMs=10&fail=0"))).status).toBe(202)
+    await eventually(async () => ((await events("start")).length === 1 ? true : undefined), 10_000, "first start")
+    first.child.kill("SIGKILL")
+    await first.exited
+    const second = await spawnServer(env)
+    await eventually(async () => ((await events("start")).length === 2 ? true : undefined), 20_000, "second start after the stall")
+    second.child.kill("SIGKILL")
+    await second.exited
+    const third = await spawnServer(env)
+    await eventually(async () => ((await events("comp-done")).length === 1 ? true : undefined), 20_000, "compensation after the second stall")
+    await new Promise((r) => setTimeout(r, 1_500))
+    expect((await events("start")).map((e) => e.pid)).toEqual([first.child.pid, second.child.pid])
+    expect(await ledgerOf("paid-stall")).toEqual(["bonus:50", "usage:-10", "refund:10"])
+    const dlq = new Queue("paid-test-dlq", { connection, prefix: `${env["REDIS_KEY_PREFIX"]}bull` })
+    const letter = (await dlq.getJob("paid-stall"))?.data as Record<string, unknown> | undefined
+    await dlq.close()
+    expect(letter).toMatchObject({ jobId: "paid-stall", jobClass: "transient" })
+    expect(String(letter?.["reason"])).toContain("stalled 2 times")
+    third.child.kill("SIGTERM")
+    expect((await third.exited).code).toBe(0)
+  }, 90_000)
 
   it("started while Redis is down: alive, not ready, enqueue 503 at once; ready and enqueuing once Redis comes", async () => {
     const redis = new PrivateRedis(await freePort())

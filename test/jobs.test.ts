@@ -125,13 +125,21 @@ describe("job system on real Redis and real workers", () => {
     expect(letter.reason).toContain("permanent")
     expect(letter.lastError.message).toContain("unsupported media")
     expect(starts.get("broken-1")).toHaveLength(1)
+    // compensation is its own step, right after the dead letter
+    expect(await eventually(async () => compensations.get("broken-1"), 5_000, "compensation")).toBe(1)
+    // The same job delivered again (as after a crash between its failure and its acknowledgement):
+    // only the failure path repeats, the handler does not run and nothing is compensated twice.
+    await (await h.inspect("broken").getJob("broken-1"))!.retry("failed")
+    await eventually(async () => (await stateOf(h, "broken", "broken-1")) === "failed" || undefined, 5_000, "second failure")
+    await new Promise((r) => setTimeout(r, 500))
+    expect(starts.get("broken-1")).toHaveLength(1)
     expect(compensations.get("broken-1")).toBe(1)
-    // The same job delivered again (as after a crash between its failure and its acknowledgement).
+    expect((await Effect.runPromise(h.queues.deadLetters.list("broken", { offset: 0, limit: 10 }))).total).toBe(1)
+    // A later job under the same id (the old one gone) is a job of its own: it runs, fails and is compensated.
     await (await h.inspect("broken").getJob("broken-1"))!.remove()
     await Effect.runPromise(h.queues.enqueue(byQueue("broken"), "broken-1", { n: 1 }))
-    await eventually(async () => (starts.get("broken-1")?.length === 2 && (await stateOf(h, "broken", "broken-1")) === "failed") || undefined, 5_000, "second failure")
-    await new Promise((r) => setTimeout(r, 200))
-    expect(compensations.get("broken-1")).toBe(1)
+    expect(await eventually(async () => (compensations.get("broken-1") === 2 ? 2 : undefined), 5_000, "second compensation")).toBe(2)
+    expect(starts.get("broken-1")).toHaveLength(2)
     expect((await Effect.runPromise(h.queues.deadLetters.list("broken", { offset: 0, limit: 10 }))).total).toBe(1)
   })
 

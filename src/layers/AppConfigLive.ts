@@ -169,6 +169,7 @@ const readers = {
   memoryLimitBytes: Config.option(intBetween("MEMORY_LIMIT_BYTES", 1, Number.MAX_SAFE_INTEGER)),
   jobTransientBase: duration("JOB_TRANSIENT_BASE_DELAY", "2 seconds"),
   jobTransientAttempts: intIn("JOB_TRANSIENT_ATTEMPTS", 1, 50, 5),
+  jobTransientMaxDelay: duration("JOB_TRANSIENT_MAX_DELAY", "5 minutes"),
   jobTimeoutRetryDelay: duration("JOB_TIMEOUT_RETRY_DELAY", "10 seconds"),
   jobTimeoutAttempts: intIn("JOB_TIMEOUT_ATTEMPTS", 1, 20, 3),
   jobRateLimitMaxTimes: intIn("JOB_RATE_LIMIT_MAX_TIMES", 0, 100, 5),
@@ -180,6 +181,8 @@ const readers = {
   jobKeepCompletedAge: duration("JOB_KEEP_COMPLETED_AGE", "1 day"),
   jobKeepFailedCount: intIn("JOB_KEEP_FAILED_COUNT", 0, 1_000_000, 10_000),
   jobKeepFailedAge: duration("JOB_KEEP_FAILED_AGE", "7 days"),
+  jobCompensationTimeout: duration("JOB_COMPENSATION_TIMEOUT", "30 seconds"),
+  jobCompensationAttempts: intIn("JOB_COMPENSATION_ATTEMPTS", 1, 100, 10),
   jobConcurrency: Config.string("JOB_CONCURRENCY").pipe(
     Config.mapOrFail((raw) => {
       const out: Record<string, number> = {}
@@ -361,6 +364,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     jobs: {
       transientBase: v.jobTransientBase,
       transientAttempts: v.jobTransientAttempts,
+      transientMaxDelay: v.jobTransientMaxDelay,
       timeoutRetryDelay: v.jobTimeoutRetryDelay,
       timeoutAttempts: v.jobTimeoutAttempts,
       rateLimitMaxTimes: v.jobRateLimitMaxTimes,
@@ -370,6 +374,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
       lockDuration: v.jobLockDuration,
       keepCompleted: { count: v.jobKeepCompletedCount, age: v.jobKeepCompletedAge },
       keepFailed: { count: v.jobKeepFailedCount, age: v.jobKeepFailedAge },
+      compensation: { timeout: v.jobCompensationTimeout, attempts: v.jobCompensationAttempts },
       concurrency: v.jobConcurrency
     },
     admin: { token: v.adminToken },

@@ -97,6 +97,8 @@ export interface AppConfigShape {
     readonly lockDuration: Duration.Duration
     readonly keepCompleted: { readonly count: number; readonly age: Duration.Duration }
     readonly keepFailed: { readonly count: number; readonly age: Duration.Duration }
+    /** A compensation's own time limit per run, and how many runs it gets (retried with the transient backoff). */
+    readonly compensation: { readonly timeout: Duration.Duration; readonly attempts: number }
     /** Per-queue worker concurrency overrides, from JOB_CONCURRENCY="queue=n,...". */
     readonly concurrency: Readonly<Record<string, number>>
   }

@@ -17,6 +17,27 @@ export class InvalidJobId extends Data.TaggedError("InvalidJobId")<{ readonly jo
   }
 }
 
+/** The job id is taken by a job with another payload: enqueuing it would silently drop this caller's work. HTTP maps it to 409. */
+export class JobConflict extends Data.TaggedError("JobConflict")<{ readonly queue: string; readonly jobId: string }> {
+  override get message() {
+    return `job "${this.jobId}" already exists in queue "${this.queue}" with another payload`
+  }
+}
+
+/**
+ * The dead letter cannot be retried or discarded right now: another admin call is handling it, its
+ * compensation has not finished, or its job is locked by a worker. HTTP maps it to 409.
+ */
+export class DeadLetterBusy extends Data.TaggedError("DeadLetterBusy")<{
+  readonly queue: string
+  readonly jobId: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `dead letter "${this.jobId}" in queue "${this.queue}" is busy: ${this.reason}`
+  }
+}
+
 export class UnknownQueue extends Data.TaggedError("UnknownQueue")<{ readonly queue: string }> {
   override get message() {
     return `there is no job queue named "${this.queue}"`
@@ -54,7 +75,11 @@ export const QueueCounts = Schema.Struct({
   active: Schema.Number,
   delayed: Schema.Number,
   failed: Schema.Number,
-  deadLettered: Schema.Number
+  deadLettered: Schema.Number,
+  /** Compensations waiting, running or delayed for a retry. */
+  compensationPending: Schema.Number,
+  /** Compensations that failed for good: each needs an operator. */
+  compensationFailed: Schema.Number
 }).annotations({ identifier: "QueueCounts" })
 export type QueueCounts = typeof QueueCounts.Type
 
@@ -68,7 +93,7 @@ export interface JobQueuesShape {
     definition: JobDefinition<P, I>,
     jobId: string,
     payload: P
-  ) => Effect.Effect<{ readonly jobId: string }, JobQueueUnavailable | InvalidJobId>
+  ) => Effect.Effect<{ readonly jobId: string }, JobQueueUnavailable | InvalidJobId | JobConflict>
   readonly counts: Effect.Effect<Record<string, QueueCounts>, JobQueueUnavailable>
   readonly deadLetters: {
     readonly list: (
@@ -76,11 +101,19 @@ export interface JobQueuesShape {
       page: { readonly offset: number; readonly limit: number }
     ) => Effect.Effect<{ readonly items: ReadonlyArray<DeadLetter>; readonly total: number }, JobQueueUnavailable | UnknownQueue>
     readonly get: (queue: string, jobId: string) => Effect.Effect<DeadLetter, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound>
-    /** Re-enqueues the job with a fresh attempt budget and removes the dead letter. */
-    readonly retry: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound>
-    readonly discard: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound>
-    /** Records a dead letter (idempotent: the same job id is recorded once). Used by the worker runtime. */
-    readonly record: (letter: DeadLetter) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue>
+    /**
+     * Re-enqueues the job with a fresh budget (its per-class failure counts and its finished
+     * compensation task cleared) and removes the dead letter. One admin call per dead letter at a time.
+     */
+    readonly retry: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound | DeadLetterBusy>
+    /** Removes the dead letter and its finished compensation task (never a pending compensation). */
+    readonly discard: (queue: string, jobId: string) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue | DeadLetterNotFound | DeadLetterBusy>
+    /**
+     * Records a dead letter (replacing one an earlier job under the same id left) and, with
+     * `compensate`, its compensation task in `<queue>-compensate`; both idempotent for one job and
+     * enqueue, the letter first. Used by the worker runtime.
+     */
+    readonly record: (letter: DeadLetter, options: { readonly compensate: boolean }) => Effect.Effect<void, JobQueueUnavailable | UnknownQueue>
   }
 }
 

@@ -1,12 +1,12 @@
 import type { SqlClient } from "@effect/sql"
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
-import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schema } from "effect"
-import { bullPrefix } from "../layers/JobQueuesLive.js"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schedule, Schema } from "effect"
+import { bullPrefix, classFailuresKey } from "../layers/JobQueuesLive.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../services/JobQueues.js"
 import { classify } from "../services/jobs/classify.js"
 import type { JobDefinition } from "../services/jobs/JobDefinition.js"
-import { type JobError, jobClassOf, JobPermanent, JobTimeout } from "../services/jobs/JobError.js"
+import { type JobClass, type JobError, jobClassOf, JobPermanent, JobTimeout, JobTransient } from "../services/jobs/JobError.js"
 import { decide, type RetryDecision } from "../services/jobs/retryPolicy.js"
 import { Lifecycle, releaseStage } from "../services/Lifecycle.js"
 import type { Ffmpeg } from "../services/Ffmpeg.js"
@@ -25,16 +25,34 @@ export interface JobContext {
 /** How a job failed for good: what compensation (a refund, say) is told. */
 export interface FinalFailure {
   readonly jobId: string
-  readonly error: JobError
+  readonly jobClass: JobClass
   readonly reason: string
+  readonly lastError: { readonly tag: string; readonly message: string }
+  /** The payload as it was enqueued (encoded). */
+  readonly encodedPayload: unknown
 }
 
 export interface JobHandler<P, I, R> {
   readonly definition: JobDefinition<P, I>
-  /** The work. Any failure is classified (see classify.ts); typed JobErrors are taken as they are. */
+  /**
+   * The work: at least once per job (a worker that dies mid-job means another run), never again
+   * once the job has failed for good. Any failure is classified (see classify.ts); typed JobErrors
+   * are taken as they are.
+   */
   readonly run: (payload: P, context: JobContext) => Effect.Effect<unknown, unknown, R>
-  /** Runs exactly once, when the job fails for good (never on a failure that will be retried). */
+  /**
+   * Runs when the job fails for good (never on a failure that will be retried), as its own durable
+   * step (`workers/compensation.ts`): retried until it succeeds, within its own time limit, and
+   * again after a crash mid-run. So it must be idempotent (the ledger's refund is, by key); in
+   * effect it happens exactly once.
+   */
   readonly compensate?: (payload: P, failure: FinalFailure) => Effect.Effect<void, unknown, R>
+  /**
+   * Compensation for a job whose payload no longer decodes (a schema changed while it waited):
+   * given the encoded payload. Without it such a compensation fails for good, logged, and stays in
+   * `<queue>-compensate` for an operator.
+   */
+  readonly compensateUndecodable?: (encodedPayload: unknown, failure: FinalFailure) => Effect.Effect<void, unknown, R>
 }
 
 // `any`: a registry holds handlers of every payload type; each handler is typed where it is defined.
@@ -55,6 +73,20 @@ class RetryableJobFailure extends Error {
 }
 
 export const progressChannel = (keyPrefix: string, userId: string) => `${keyPrefix}progress:${userId}`
+
+/** How many times a job may stall (its worker died or lost Redis) and run again; the next delivery dead-letters it. */
+export const MAX_STALLS = 1
+
+/** BullMQ's own stall limit, out of the way: past it BullMQ fails a job without calling our processor. */
+const BULL_MAX_STALLED_COUNT = 1_000
+
+/** A progress update that has not finished in this time is dropped (with a warning), never waited for. */
+export const PROGRESS_BUDGET_MS = 250
+
+/** Redis writes of the failure path: retried until they succeed (or shutdown interrupts them), at most 5 s apart. */
+const durableRetry = Schedule.exponential(Duration.millis(200)).pipe(
+  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(5)))
+)
 
 /**
  * Runs one queue's jobs with an Effect handler inside a BullMQ Worker. Owns the worker and its
@@ -82,75 +114,144 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>().pipe(Effect.annotateLogs("queue", queue))
       const awaitExit = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => new Promise<Exit.Exit<A, E>>((resolve) => fiber.addObserver(resolve))
 
-      const deadLetter = (job: Job, payload: unknown, error: JobError, reason: string) =>
+      // Set by the finalizer below, which runs before the worker's release: from then on an
+      // interrupted handler was interrupted by the shutdown.
+      let shuttingDown = false
+
+      /** A write the failure path cannot skip: retried until it succeeds; only shutdown interrupts it. */
+      const durably = <A, E>(what: string, effect: Effect.Effect<A, E>): Effect.Effect<A> =>
+        effect.pipe(
+          Effect.tapError((error) => Effect.logWarning(`${what} failed; retrying`, { error: String(error) })),
+          Effect.retry(durableRetry),
+          Effect.orDie // unreachable: the schedule never ends
+        )
+
+      const failureCountsTtlMs = Duration.toMillis(config.jobs.keepFailed.age)
+      /** Counts this failure against its class' budget; answers how many failures of this class the job has had. */
+      const countFailure = (job: Job, jobClass: JobClass) =>
+        durably(
+          "counting the job's failure",
+          redis.use("count job failure", async (c) => {
+            const key = classFailuresKey(queue, job.id!)
+            const replies = await c.multi().hincrby(key, jobClass, 1).pexpire(key, failureCountsTtlMs).exec()
+            return Number(replies?.[0]?.[1] ?? 1)
+          })
+        )
+
+      const letterOf = (job: Job, error: JobError, reason: string, attemptsMade: number): DeadLetter => ({
+        queue,
+        jobId: job.id!,
+        payload: job.data,
+        jobClass: jobClassOf(error),
+        reason,
+        lastError: { tag: error._tag, message: error.message },
+        attemptsMade,
+        attemptsStarted: job.attemptsStarted,
+        enqueuedAt: new Date(job.timestamp).toISOString(),
+        lastAttemptAt: job.processedOn === undefined ? null : new Date(job.processedOn).toISOString(),
+        deadLetteredAt: new Date().toISOString()
+      })
+
+      /**
+       * The job has failed for good. Its dead letter and its compensation task are written (each
+       * idempotent by job id, retried until Redis takes them) before BullMQ is told, so a crash in
+       * between only means this path runs again on the next delivery, never the handler.
+       * Compensation runs later, in `<queue>-compensate`'s worker.
+       */
+      const terminal = (letter: DeadLetter) =>
         Effect.gen(function*() {
-          const letter: DeadLetter = {
-            queue,
-            jobId: job.id!,
-            payload: job.data,
-            jobClass: jobClassOf(error),
-            reason,
-            lastError: { tag: error._tag, message: error.message },
-            attemptsMade: job.attemptsMade + 1,
-            attemptsStarted: job.attemptsStarted,
-            enqueuedAt: new Date(job.timestamp).toISOString(),
-            lastAttemptAt: job.processedOn === undefined ? null : new Date(job.processedOn).toISOString(),
-            deadLetteredAt: new Date().toISOString()
-          }
-          yield* queues.deadLetters.record(letter)
-          if (handler.compensate === undefined || payload === undefined) return
-          // Exactly once, however often the failure path runs: the marker is claimed atomically
-          // before compensating, and released again if compensation fails so a later run can retry.
-          const marker = `jobs:compensated:${queue}:${job.id}`
-          const claimed = yield* redis.use("claim compensation", (c) => c.set(marker, new Date().toISOString(), "NX"))
-          if (claimed === null) return yield* Effect.logInfo("compensation already done for this job")
-          yield* handler.compensate(payload as P, { jobId: job.id!, error, reason }).pipe(
-            Effect.tapErrorCause(() => redis.use("release compensation", (c) => c.del(marker)).pipe(Effect.ignore))
-          )
-          yield* Effect.logInfo("compensation ran")
+          yield* durably("recording the dead letter", queues.deadLetters.record(letter, { compensate: handler.compensate !== undefined }))
+          yield* Effect.logError("job failed for good; dead-lettered", {
+            jobClass: letter.jobClass,
+            reason: letter.reason,
+            error: letter.lastError.message,
+            attempt: letter.attemptsMade
+          })
+          return { _tag: "Throw", error: new UnrecoverableError(`${letter.reason}: ${letter.lastError.message}`) } as const
         })
 
-      const onFailure = (job: Job, token: string | undefined, payload: unknown, error: JobError) =>
+      /** A job delivered again after it failed for good (a crash before BullMQ recorded it): its dead letter, if so. */
+      const deadLetterOf = (job: Job) =>
+        durably(
+          "looking up the dead letter",
+          queues.deadLetters.get(queue, job.id!).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("DeadLetterNotFound", () => Effect.succeed(Option.none<DeadLetter>()))
+          )
+        ).pipe(
+          Effect.map(Option.filter((letter) => letter.enqueuedAt === new Date(job.timestamp).toISOString()))
+        )
+
+      const onFailure = (job: Job, token: string | undefined, error: JobError) =>
         Effect.gen(function*() {
-          const postponements = Math.max(0, job.attemptsStarted - 1 - job.attemptsMade)
-          const decision: RetryDecision = yield* decide(config.jobs, error, { attemptsMade: job.attemptsMade, postponements })
-          const fields = { jobClass: jobClassOf(error), error: error.message, attempt: job.attemptsMade + 1 }
+          const jobClass = jobClassOf(error)
+          const classFailures = jobClass === "permanent" ? 1 : yield* countFailure(job, jobClass)
+          let decision: RetryDecision = yield* decide(config.jobs, error, { classFailures })
+          // BullMQ's own attempts are sized above every class budget; should a job reach them anyway
+          // (attempts set by hand, shutdowns), it is dead-lettered here rather than dropped by BullMQ.
+          const bullAttempts = job.opts.attempts ?? 1
+          if (decision._tag === "Retry" && job.attemptsMade + 1 >= bullAttempts) {
+            decision = { _tag: "Final", reason: `${bullAttempts} attempts exhausted` }
+          }
+          const fields = { jobClass, error: error.message, attempt: job.attemptsMade + 1, classFailures }
           switch (decision._tag) {
             case "Retry":
               yield* Effect.logWarning("job attempt failed; it will be retried", { ...fields, retryInMs: Duration.toMillis(decision.delay) })
               return { _tag: "Throw", error: new RetryableJobFailure(error.message, Duration.toMillis(decision.delay)) } as const
-            case "Postpone":
-              yield* Effect.tryPromise(() => job.moveToDelayed(Date.now() + Duration.toMillis(decision.delay), token))
-              yield* Effect.logWarning("job rate limited; postponed without using an attempt", { ...fields, postponedMs: Duration.toMillis(decision.delay) })
-              return { _tag: "Throw", error: new DelayedError() } as const
+            case "Postpone": {
+              const delayMs = Duration.toMillis(decision.delay)
+              return yield* Effect.tryPromise(() => job.moveToDelayed(Date.now() + delayMs, token)).pipe(
+                Effect.zipRight(Effect.logWarning("job rate limited; postponed without using an attempt", { ...fields, postponedMs: delayMs })),
+                Effect.as({ _tag: "Throw", error: new DelayedError() } as const),
+                // Not postponed (Redis trouble): an ordinary retry after the same delay instead.
+                Effect.catchAllCause((cause) =>
+                  Effect.logWarning("could not postpone the job; retrying it instead", cause).pipe(
+                    Effect.as({ _tag: "Throw", error: new RetryableJobFailure(error.message, delayMs) } as const)
+                  ))
+              )
+            }
             case "Final":
-              yield* deadLetter(job, payload, error, decision.reason)
-              yield* Effect.logError("job failed for good; dead-lettered", { ...fields, reason: decision.reason })
-              return { _tag: "Throw", error: new UnrecoverableError(`${decision.reason}: ${error.message}`) } as const
+              return yield* terminal(letterOf(job, error, decision.reason, job.attemptsMade + 1))
           }
-        }).pipe(
-          // If even the failure path fails (Redis down while dead-lettering), BullMQ retries the job
-          // later, and the path runs again: dead-lettering and compensation are both idempotent.
-          Effect.catchAllCause((cause) =>
-            Effect.logError("job failure handling failed; leaving the job to be retried", cause).pipe(
-              Effect.as({ _tag: "Throw", error: new RetryableJobFailure(error.message, 1_000) } as const)
-            ))
-        )
+        })
 
       const contextOf = (job: Job, payload: P): JobContext => {
         const userId = definition.userIdOf?.(payload)
+        let progressPending = false
         return {
           jobId: job.id!,
           attempt: job.attemptsMade + 1,
           progress: (percent, data = {}) =>
-            Effect.gen(function*() {
+            Effect.suspend(() => {
+              // Bounded: a Redis that does not answer never holds the job up. While one update is
+              // still out, further ones are dropped rather than queued behind it.
+              if (progressPending) return Effect.logWarning("progress update dropped; the previous one has not finished", { percent })
               const body = { percent: Math.max(0, Math.min(100, percent)), ...data }
-              yield* Effect.tryPromise(() => job.updateProgress(body))
-              if (userId !== undefined) {
-                const message = JSON.stringify({ type: "progress", queue, jobId: job.id, ...body })
-                yield* redis.use("publish progress", (c) => c.publish(progressChannel(redis.keyPrefix, userId), message))
-              }
-            }).pipe(Effect.catchAll((error) => Effect.logWarning("progress update failed", { error: String(error) })))
+              const update = (async () => {
+                await job.updateProgress(body)
+                if (userId !== undefined) {
+                  const message = JSON.stringify({ type: "progress", queue, jobId: job.id, ...body })
+                  await redis.client.publish(progressChannel(redis.keyPrefix, userId), message)
+                }
+              })()
+              progressPending = true
+              const settled = update.then(() => "done" as const, (error: unknown) => error)
+              void settled.then(() => {
+                progressPending = false
+              })
+              let timer: ReturnType<typeof setTimeout> | undefined
+              const budget = new Promise<"timeout">((resolve) => {
+                timer = setTimeout(() => resolve("timeout"), PROGRESS_BUDGET_MS)
+              })
+              return Effect.promise(() => Promise.race([settled, budget]).finally(() => clearTimeout(timer))).pipe(
+                Effect.flatMap((outcome) =>
+                  outcome === "done"
+                    ? Effect.void
+                    : outcome === "timeout"
+                    ? Effect.logWarning("progress update dropped; redis did not answer in time", { percent, budgetMs: PROGRESS_BUDGET_MS })
+                    : Effect.logWarning("progress update failed", { percent, error: String(outcome) }))
+              )
+            })
         }
       }
 
@@ -163,15 +264,30 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         return exit.value.value
       }
 
+      /** Runs the failure path of a job that will not run its handler (again). */
+      const settleWithout = (job: Job, error: JobError, reason: string) =>
+        settle(job, terminal(letterOf(job, error, reason, job.attemptsMade)))
+
       /**
        * One job. The handler is the job's only fiber on the way to success; its time budget is a
        * plain timer that interrupts it (its finalizers run, FFmpeg children are killed). Only a
        * failure, a timeout or a payload that does not decode forks a second fiber, for onFailure.
+       * A job that has failed for good (or stalled past MAX_STALLS) never runs its handler again.
        */
       const processJob = async (job: Job, token?: string): Promise<unknown> => {
+        if (job.stalledCounter > MAX_STALLS) {
+          const error = new JobTransient({ reason: `its worker stopped (stalled) ${job.stalledCounter} times` })
+          return settleWithout(job, error, `stalled ${job.stalledCounter} times`)
+        }
+        // Only a job delivered again can have failed for good already: one lookup, never on a first run.
+        if (job.attemptsStarted > 1) {
+          const letter = await awaitExit(runFork(deadLetterOf(job)))
+          if (Exit.isFailure(letter)) throw new Error("job interrupted by shutdown")
+          if (Option.isSome(letter.value)) return settle(job, terminal(letter.value.value))
+        }
         const decoded = decodePayload(job.data)
         if (Either.isLeft(decoded)) {
-          return settle(job, onFailure(job, token, undefined, new JobPermanent({ reason: "the payload did not decode", cause: decoded.left })))
+          return settle(job, onFailure(job, token, new JobPermanent({ reason: "the payload did not decode", cause: decoded.left })))
         }
         const payload = decoded.right
         let timedOut = false
@@ -182,11 +298,21 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         }, budgetMs)
         const exit = await awaitExit(fiber)
         clearTimeout(timer)
-        if (Exit.isSuccess(exit)) return exit.value
+        if (Exit.isSuccess(exit)) {
+          // A job that failed before: its failure counts are no longer needed (best effort; they expire).
+          if (job.attemptsStarted > 1) void redis.client.del(classFailuresKey(queue, job.id!)).catch(() => undefined)
+          return exit.value
+        }
         const interrupted = Cause.isInterruptedOnly(exit.cause)
         // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
-        if (interrupted && !timedOut) throw new Error("job interrupted by shutdown")
-        return settle(job, onFailure(job, token, payload, interrupted ? new JobTimeout({ budget }) : classify(Cause.squash(exit.cause))))
+        if (interrupted && !timedOut && shuttingDown) throw new Error("job interrupted by shutdown")
+        const error: JobError = !interrupted
+          ? classify(Cause.squash(exit.cause))
+          : timedOut
+          ? new JobTimeout({ budget })
+          // Interrupted by neither its budget nor the shutdown (its own code, say): a failure like any other.
+          : new JobTransient({ reason: "the handler was interrupted" })
+        return settle(job, onFailure(job, token, error))
       }
 
       const connection = yield* redis.bullConnection(`worker:${queue}`)
@@ -201,7 +327,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
               concurrency,
               lockDuration: Duration.toMillis(config.jobs.lockDuration),
               stalledInterval: Duration.toMillis(config.jobs.stalledInterval),
-              maxStalledCount: 1,
+              maxStalledCount: BULL_MAX_STALLED_COUNT,
               settings: {
                 backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) =>
                   error instanceof RetryableJobFailure ? error.retryDelayMs : 1_000
@@ -242,6 +368,9 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
             })
           )
       )
+      yield* Effect.addFinalizer(() => Effect.sync(() => {
+        shuttingDown = true
+      }))
       yield* Effect.logInfo("worker started", { queue, concurrency })
       return worker
     })

@@ -46,6 +46,7 @@ export const startJobs = async (env: Record<string, string>, handlers: ReadonlyA
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const connection = new IORedis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: null })
+  connection.on("error", () => undefined) // tests that cut Redis off read it again once it is back
   const inspectors = new Map<string, Queue>()
   return {
     config,

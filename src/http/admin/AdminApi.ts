@@ -1,6 +1,6 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { NotFound, ServiceUnavailable } from "../ApiError.js"
+import { Conflict, NotFound, ServiceUnavailable } from "../ApiError.js"
 import { DeadLetter, QueueCounts } from "../../services/JobQueues.js"
 import { AdminAuth } from "./AdminAuth.js"
 
@@ -81,13 +81,19 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .setPath(LetterPath)
       .addSuccess(Reenqueued, { status: 202 })
       .addError(NotFound)
-      .annotate(OpenApi.Description, "Re-enqueues the job under the same id with a fresh attempt budget and removes the dead letter.")
+      .addError(Conflict)
+      .annotate(
+        OpenApi.Description,
+        "Re-enqueues the job under the same id with a fresh attempt budget and removes the dead letter. 409 while another call handles it, its compensation has not finished, or a worker holds its job."
+      )
   )
   .add(
     HttpApiEndpoint.del("discardDeadLetter", "/queues/:queue/dead-letters/:jobId")
       .setPath(LetterPath)
       .addSuccess(HttpApiSchema.NoContent)
       .addError(NotFound)
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Removes the dead letter. 409 while another call handles it or its compensation has not finished.")
   )
   .addError(ServiceUnavailable)
   .middleware(AdminAuth)

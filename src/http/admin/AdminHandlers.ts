@@ -1,10 +1,13 @@
 import { HttpApiBuilder, HttpApp, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { type DeadLetterNotFound, JobQueues, type JobQueueUnavailable, type UnknownQueue } from "../../services/JobQueues.js"
-import { NotFound, ServiceUnavailable } from "../ApiError.js"
+import { type DeadLetterBusy, type DeadLetterNotFound, JobQueues, type JobQueueUnavailable, type UnknownQueue } from "../../services/JobQueues.js"
+import { Conflict, NotFound, ServiceUnavailable } from "../ApiError.js"
 import { Api } from "../Api.js"
 
 const notFound = (error: UnknownQueue | DeadLetterNotFound) => Effect.fail(new NotFound({ message: error.message }))
+
+// Another call is handling the dead letter, its compensation is still to run, or a worker holds its job.
+const busy = (error: DeadLetterBusy) => Effect.fail(new Conflict({ message: error.message }))
 
 // The cause (connection details) is logged, never answered.
 const unavailable = (error: JobQueueUnavailable) =>
@@ -48,7 +51,7 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
         "retryDeadLetter",
         Effect.fn("Admin.retryDeadLetter")(function*({ path }) {
           yield* queues.deadLetters.retry(path.queue, path.jobId).pipe(
-            Effect.catchTags({ JobQueueUnavailable: unavailable, UnknownQueue: notFound, DeadLetterNotFound: notFound })
+            Effect.catchTags({ JobQueueUnavailable: unavailable, UnknownQueue: notFound, DeadLetterNotFound: notFound, DeadLetterBusy: busy })
           )
           return { jobId: path.jobId, queue: path.queue, status: "re-enqueued" as const }
         })
@@ -57,7 +60,7 @@ export const AdminHandlers = HttpApiBuilder.group(Api, "admin", (handlers) =>
         "discardDeadLetter",
         Effect.fn("Admin.discardDeadLetter")(function*({ path }) {
           yield* queues.deadLetters.discard(path.queue, path.jobId).pipe(
-            Effect.catchTags({ JobQueueUnavailable: unavailable, UnknownQueue: notFound, DeadLetterNotFound: notFound })
+            Effect.catchTags({ JobQueueUnavailable: unavailable, UnknownQueue: notFound, DeadLetterNotFound: notFound, DeadLetterBusy: busy })
           )
         })
       )

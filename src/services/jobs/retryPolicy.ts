@@ -4,6 +4,8 @@ import { type JobError, jobClassOf } from "./JobError.js"
 export interface RetryPolicyConfig {
   readonly transientBase: Duration.Duration
   readonly transientAttempts: number
+  /** The exponential transient delay never exceeds this. */
+  readonly transientMaxDelay: Duration.Duration
   readonly timeoutRetryDelay: Duration.Duration
   readonly timeoutAttempts: number
   readonly rateLimitMaxTimes: number
@@ -14,6 +16,7 @@ export interface RetryPolicyConfig {
 export const defaultRetryPolicy: RetryPolicyConfig = {
   transientBase: Duration.seconds(2),
   transientAttempts: 5,
+  transientMaxDelay: Duration.minutes(5),
   timeoutRetryDelay: Duration.seconds(10),
   timeoutAttempts: 3,
   rateLimitMaxTimes: 5,
@@ -25,11 +28,15 @@ export const defaultRetryPolicy: RetryPolicyConfig = {
  * The retry schedule of each class, as Effect Schedules. A schedule's recurrences are the retries:
  * it decides both how long to wait before each one and when there are none left.
  */
-export const retrySchedules = (config: RetryPolicyConfig) => ({
-  transient: Schedule.exponential(config.transientBase).pipe(
+/** Exponential from `transientBase`, jittered, each delay capped at `transientMaxDelay`. */
+export const cappedExponential = (config: RetryPolicyConfig) =>
+  Schedule.exponential(config.transientBase).pipe(
     Schedule.jittered,
-    Schedule.intersect(Schedule.recurs(config.transientAttempts - 1))
-  ),
+    Schedule.modifyDelay((delay) => Duration.min(delay, config.transientMaxDelay))
+  )
+
+export const retrySchedules = (config: RetryPolicyConfig) => ({
+  transient: cappedExponential(config).pipe(Schedule.intersect(Schedule.recurs(config.transientAttempts - 1))),
   timeout: Schedule.spaced(config.timeoutRetryDelay).pipe(
     Schedule.jittered,
     Schedule.intersect(Schedule.recurs(config.timeoutAttempts - 1))
@@ -53,17 +60,19 @@ export type RetryDecision =
   | { readonly _tag: "Final"; readonly reason: string }
 
 /**
- * What to do after a failed attempt. `attemptsMade` counts the failed attempts before this one;
- * `postponements` counts earlier rate-limit postponements.
+ * What to do after a failed attempt. Each class has its own budget: `classFailures` counts the
+ * failures of this error's class so far, this one included (so a timeout after two transient
+ * failures is the first timeout, and gets the whole timeout budget).
  */
 export const decide = (
   config: RetryPolicyConfig,
   error: JobError,
-  progress: { readonly attemptsMade: number; readonly postponements: number }
+  progress: { readonly classFailures: number }
 ): Effect.Effect<RetryDecision> => {
   const schedules = retrySchedules(config)
+  const n = Math.max(1, progress.classFailures)
   const retryOrFinal = (schedule: Schedule.Schedule<unknown, unknown>, exhausted: string) =>
-    nthDelay(schedule, progress.attemptsMade + 1).pipe(
+    nthDelay(schedule, n).pipe(
       Effect.map(Option.match({
         onNone: (): RetryDecision => ({ _tag: "Final", reason: exhausted }),
         onSome: (delay): RetryDecision => ({ _tag: "Retry", delay })
@@ -78,7 +87,7 @@ export const decide = (
       return retryOrFinal(schedules.timeout, `timed out, ${config.timeoutAttempts} attempts exhausted`)
     case "rate_limited": {
       const retryAfter = error._tag === "JobRateLimited" ? error.retryAfter : config.rateLimitMinDelay
-      return nthDelay(schedules.rateLimited, progress.postponements + 1).pipe(
+      return nthDelay(schedules.rateLimited, n).pipe(
         Effect.map(Option.match({
           onNone: (): RetryDecision => ({ _tag: "Final", reason: `rate limited ${config.rateLimitMaxTimes} times` }),
           onSome: (): RetryDecision => ({
@@ -91,5 +100,9 @@ export const decide = (
   }
 }
 
-/** BullMQ's `attempts`: one more than any class allows, so the policy above, not BullMQ, ends a job. */
-export const bullAttempts = (config: RetryPolicyConfig) => Math.max(config.transientAttempts, config.timeoutAttempts) + 1
+/**
+ * BullMQ's `attempts`: more than the classes can use together (every transient and timeout retry,
+ * plus a few attempts cut short by a shutdown), so the budgets above, not BullMQ, end a job. The
+ * runtime still dead-letters a job that reaches it.
+ */
+export const bullAttempts = (config: RetryPolicyConfig) => config.transientAttempts + config.timeoutAttempts + 3
