@@ -153,4 +153,30 @@ describe("shutdown bounds with jobs running (real processes)", () => {
     expect([leader, ...helpers].filter((pid) => !isGone(pid))).toEqual([])
     await stuck
   }, 30_000)
+
+  it("a stdout nobody reads holds neither the graceful exit nor the forced one", async () => {
+    for (const forced of [false, true]) {
+      const server = await spawnServer(testEnv({ SHUTDOWN_TIMEOUT: "2000" }))
+      // The reader stops: the pipe fills, and the logger's buffer can never drain.
+      server.child.stdout!.pause()
+      const agent = { keepalive: true }
+      for (let i = 0; i < 30; i++) {
+        await Promise.all(Array.from({ length: 50 }, () => fetch(server.url("/health/liveness"), agent).then((r) => r.text())))
+      }
+      const stuck = forced ? fetch(server.url("/__test/sleep?ms=60000")).catch(() => undefined) : undefined
+      await new Promise((r) => setTimeout(r, 200))
+      const signalAt = Date.now()
+      server.child.kill("SIGTERM")
+      const exit = await Promise.race([
+        server.exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 8_000))
+      ])
+      expect(exit, forced ? "forced exit" : "graceful exit").toBeDefined()
+      expect(exit!.code).toBe(forced ? 1 : 0)
+      // graceful: the release, then at most 1 s of flushing; forced: the 2 s cap, then at most 0.5 s
+      expect(exit!.at - signalAt).toBeLessThan(forced ? 3_500 : 2_500)
+      server.child.stdout!.resume()
+      await stuck
+    }
+  }, 60_000)
 })

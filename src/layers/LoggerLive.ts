@@ -69,6 +69,9 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })
 
+const FLUSH_LIMIT_MS = 1_000
+const SYNC_FLUSH_LIMIT_MS = 200
+
 export interface LoggerOptions {
   /** Where lines go; stdout by default. Tests pass a stream to capture them. */
   readonly destination?: Writable
@@ -81,15 +84,34 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
     timestamp: pino.stdTimeFunctions.isoTime
   }
   if (options.destination !== undefined) {
-    return { log: pino(pinoOptions, options.destination), flush: () => undefined }
+    return { log: pino(pinoOptions, options.destination), flush: (_limitMs: number) => Promise.resolve() }
   }
   if (config.log.format === "pretty") {
     const pretty = pinoPretty({ sync: true, colorize: process.stdout.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,service,env" })
-    return { log: pino(pinoOptions, pretty), flush: () => undefined }
+    return { log: pino(pinoOptions, pretty), flush: (_limitMs: number) => Promise.resolve() }
   }
   // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
   // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  // pino writes fatal lines (and pending lines at process exit) with flushSync, which retries EAGAIN
+  // forever when nobody reads stdout, blocking the thread: bounded here, the rest is dropped.
+  let syncDeadline: number | undefined
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 4096,
+    retryEAGAIN: () => syncDeadline === undefined || Date.now() < syncDeadline
+  })
+  const flushSync = destination.flushSync.bind(destination)
+  destination.flushSync = () => {
+    syncDeadline = Date.now() + SYNC_FLUSH_LIMIT_MS
+    try {
+      flushSync()
+    } catch {
+      // stdout is full or gone: what is left is dropped rather than block the process
+    } finally {
+      syncDeadline = undefined
+    }
+  }
   const timer = setInterval(() => {
     try {
       destination.flush()
@@ -100,14 +122,26 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   timer.unref()
   return {
     log: pino(pinoOptions, destination),
-    flush: () => {
-      clearInterval(timer)
-      try {
-        destination.flushSync()
-      } catch {
-        // nothing buffered, or stdout already closed: there is nothing left to save
-      }
-    }
+    // Asynchronous and bounded, never flushSync: with a stdout nobody reads, flushSync spins on EAGAIN
+    // forever and no timer, not even the shutdown cap's, fires again. What cannot be written within
+    // the limit is dropped (destroy), so pino's own flushSync in the process' "exit" event cannot spin either.
+    flush: (limitMs: number) =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer)
+        const giveUp = setTimeout(() => {
+          destination.destroy()
+          resolve()
+        }, limitMs)
+        const done = () => {
+          clearTimeout(giveUp)
+          resolve()
+        }
+        try {
+          destination.flush(done)
+        } catch {
+          done() // stdout already closed: there is nothing left to save
+        }
+      })
   }
 }
 
@@ -115,13 +149,15 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
 export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
   readonly log: pino.Logger
   readonly redactor: Redactor
-  readonly flush: () => void
+  /** Writes what is buffered, for at most `limitMs`; the rest is dropped (a stdout nobody reads never drains). */
+  readonly flush: (limitMs: number) => Promise<void>
 }>() {}
 
 /**
  * pino as the Effect logger, with deep redaction of secret keys and of every secret config value.
  * Owns the pino destination: buffered lines are flushed when the layer is released, which is
- * last in the shutdown sequence (it is the outermost layer after the config).
+ * last in the shutdown sequence (it is the outermost layer after the config), waiting at most 1 s
+ * (a real bound: a stdout nobody reads does not hold the exit).
  */
 export const makeLoggerLive = (options: LoggerOptions = {}) =>
   Layer.unwrapScoped(
@@ -130,7 +166,7 @@ export const makeLoggerLive = (options: LoggerOptions = {}) =>
       const redactor = makeRedactor(config.secretValues)
       const { flush, log } = yield* Effect.acquireRelease(
         Effect.sync(() => makePino(config, options)),
-        ({ flush }) => Effect.sync(flush)
+        ({ flush }) => Effect.promise(() => flush(FLUSH_LIMIT_MS))
       )
       return Layer.mergeAll(
         Logger.replace(Logger.defaultLogger, makePinoLogger(log, redactor)),
