@@ -179,4 +179,19 @@ describe("shutdown bounds with jobs running (real processes)", () => {
       await stuck
     }
   }, 60_000)
+
+  it("a worker killed by SIGKILL takes its ffmpeg with it", async () => {
+    const server = await spawnServer(testEnv({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}release-sigkill:` }))
+    expect((await post(server.url("/__test/enqueue?id=killed-ff&ms=60000&kind=ffmpeg"))).status).toBe(202)
+    const [ffmpegStart] = await eventually(async () => {
+      const rows = await events("ffmpeg")
+      return rows.length === 1 ? rows : undefined
+    }, 15_000, "ffmpeg running")
+    const ffmpegPid = ffmpegStart!.pid
+    expect(isGone(ffmpegPid)).toBe(false)
+    server.child.kill("SIGKILL")
+    await server.exited
+    // No code of ours runs after SIGKILL: the kernel delivers the parent-death signal.
+    await eventually(async () => (isGone(ffmpegPid) ? true : undefined), 1_000, "ffmpeg gone")
+  }, 30_000)
 })

@@ -75,6 +75,16 @@ const sendSignal = (child: ChildProcess | undefined, signal: NodeJS.Signals): vo
  */
 class ProcessGroups {
   private readonly live = new Set<number>()
+  /** `setpriv`, when this Linux has one that takes --pdeathsig. */
+  constructor(private readonly launcher: string | undefined) {}
+  /**
+   * The command that starts `file args`: under `setpriv --pdeathsig KILL` when there is one (it execs, so
+   * the pid is ffmpeg's), so that the kernel kills the child if this process dies by SIGKILL, when no
+   * code of ours runs.
+   */
+  command(file: string, args: ReadonlyArray<string>): readonly [string, ReadonlyArray<string>] {
+    return this.launcher === undefined ? [file, args] : [this.launcher, ["--pdeathsig", "KILL", "--", file, ...args]]
+  }
   add(pid: number | undefined): void {
     if (pid !== undefined) this.live.add(pid)
   }
@@ -125,7 +135,8 @@ const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number,
     Effect.async<Collected, FfmpegError>((resume) => {
       let child: ChildProcess
       try {
-        child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true, detached: true })
+        const [command, argv] = groups?.command(file, args) ?? [file, args]
+        child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true, detached: true })
         groups?.add(child.pid)
       } catch (cause) {
         // e.g. an argument containing a NUL byte
@@ -367,14 +378,20 @@ type SpawnFfmpeg = (args: Array<string>, options: object | ((...a: Array<unknown
  * different binaries would use whichever was set last. Shadowing the lookups on the instance pins this
  * command (including fluent-ffmpeg's own capability checks) to our binaries.
  */
-const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: string): FfmpegCommand => {
+const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: string, groups: ProcessGroups): FfmpegCommand => {
   const lookups = command as unknown as { _getFfmpegPath: PathLookup; _getFfprobePath: PathLookup; _spawnFfmpeg: SpawnFfmpeg }
-  lookups._getFfmpegPath = (callback) => callback(null, ffmpegPath)
+  const [launcher, launcherArgs] = groups.command(ffmpegPath, [])
+  lookups._getFfmpegPath = (callback) => callback(null, launcher)
   lookups._getFfprobePath = (callback) => callback(null, ffprobePath)
   // fluent-ffmpeg hands these options to child_process.spawn: each ffmpeg leads its own process group.
   const spawnFfmpeg = lookups._spawnFfmpeg
   lookups._spawnFfmpeg = function(this: FfmpegCommand, args, options, ...callbacks) {
-    return spawnFfmpeg.call(this, args, typeof options === "function" ? options : { ...options, detached: true }, ...callbacks)
+    return spawnFfmpeg.call(
+      this,
+      [...launcherArgs, ...args],
+      typeof options === "function" ? options : { ...options, detached: true },
+      ...callbacks
+    )
   }
   return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
 }
@@ -464,7 +481,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
 
       let command: FfmpegCommand
       try {
-        command = configure(pinBinaries(FluentFfmpeg(), ffmpegPath, info.ffprobePath))
+        command = configure(pinBinaries(FluentFfmpeg(), ffmpegPath, info.ffprobePath, groups))
       } catch (cause) {
         settle(Effect.fail(invalidCommand(cause)))
         return
@@ -560,6 +577,27 @@ const searchPath = (name: string): Effect.Effect<Option.Option<string>> =>
 
 const notFound = (detail: string, extra?: Partial<Pick<FfmpegError, "exitCode" | "signal" | "stderrTail">>) =>
   new FfmpegError({ reason: "not-found", detail, ...extra })
+
+/**
+ * `setpriv` (util-linux, on every Debian) if it runs a child with --pdeathsig. Without it a worker killed
+ * by SIGKILL leaves its ffmpeg running until the render ends (logged as a warning).
+ */
+const findDeathSignalLauncher = (probeBinary: string): Effect.Effect<Option.Option<string>> =>
+  process.platform !== "linux" ? Effect.succeedNone : searchPath("setpriv").pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.succeedNone,
+      onSome: (setpriv) =>
+        collect(setpriv, ["--pdeathsig", "KILL", "--", probeBinary, "-version"], 1024 * 1024).pipe(
+          Effect.timeout(VERSION_TIMEOUT),
+          Effect.map((out) => (out.exitCode === 0 ? Option.some(setpriv) : Option.none())),
+          Effect.orElseSucceed(() => Option.none<string>())
+        )
+    })),
+    Effect.tap(Option.match({
+      onSome: () => Effect.void,
+      onNone: () => Effect.logWarning("no setpriv with --pdeathsig on this Linux: a worker killed by SIGKILL leaves its ffmpeg running until the render ends")
+    }))
+  )
 
 /** npm packages that carry the binary in the registry package itself (installed by `npm ci` as optional dependencies). */
 const BUNDLED_PACKAGES = { ffmpeg: "@ffmpeg-installer/ffmpeg", ffprobe: "@ffprobe-installer/ffprobe" } as const
@@ -752,7 +790,7 @@ export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.sco
     if (missing.length > 0) {
       yield* Effect.logWarning(`ffmpeg ${info.ffmpegVersion} (${info.ffmpegPath}) lacks ${missing.join(", ")}; jobs that need ${missing.length === 1 ? "it" : "them"} are refused (see /health)`, { missing })
     }
-    const groups = new ProcessGroups()
+    const groups = new ProcessGroups(Option.getOrUndefined(yield* findDeathSignalLauncher(ffprobe.binary.path)))
     yield* Effect.acquireRelease(
       Effect.sync(() => process.on("exit", groups.killAll)),
       () =>
