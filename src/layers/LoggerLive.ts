@@ -122,16 +122,13 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   timer.unref()
   return {
     log: pino(pinoOptions, destination),
-    // Asynchronous and bounded, never flushSync: with a stdout nobody reads, flushSync spins on EAGAIN
-    // forever and no timer, not even the shutdown cap's, fires again. What cannot be written within
-    // the limit is dropped (destroy), so pino's own flushSync in the process' "exit" event cannot spin either.
+    // Asynchronous and bounded: the event loop (and the shutdown cap's timer) keeps running while
+    // stdout drains. What is still buffered at the limit gets one more bounded try from pino's
+    // flushSync in the process' "exit" event, then is dropped.
     flush: (limitMs: number) =>
       new Promise<void>((resolve) => {
         clearInterval(timer)
-        const giveUp = setTimeout(() => {
-          destination.destroy()
-          resolve()
-        }, limitMs)
+        const giveUp = setTimeout(resolve, limitMs)
         const done = () => {
           clearTimeout(giveUp)
           resolve()
