@@ -546,3 +546,32 @@ describe("ffmpeg process groups", () => {
       expect(state === "gone" || state.slice(state.lastIndexOf(")") + 2).startsWith("Z")).toBe(true)
     }), { timeout: 30_000 })
 })
+
+describe("ffmpeg that ignores SIGTERM", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lumiku-ffmpeg-noterm-"))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it.scoped("an interrupted run is SIGKILLed after the 1 s grace, even when ffmpeg lingers after SIGTERM", () =>
+    Effect.gen(function*() {
+      const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
+      // A render that keeps its process alive for 20 s after SIGTERM; startup checks run the real binary.
+      const wrapper = path.join(dir, "ffmpeg")
+      yield* Effect.promise(() =>
+        fs.writeFile(wrapper, `#!/bin/sh\ntrap '' TERM\ncase "$*" in\n  *testsrc*) "${real}" "$@"; sleep 20 ;;\n  *) exec "${real}" "$@" ;;\nesac\n`, { mode: 0o755 })
+      )
+      const ffmpeg = yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
+      const out = yield* ffmpeg.tempDir
+      const pid = yield* Deferred.make<number>()
+      const fiber = yield* Effect.fork(
+        ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
+      )
+      const leader = yield* Deferred.await(pid)
+      yield* Effect.sleep("500 millis")
+      const started = Date.now()
+      yield* Fiber.interrupt(fiber)
+      const took = Date.now() - started
+      expect(took).toBeGreaterThanOrEqual(900)
+      expect(took).toBeLessThan(3_000)
+      expect(signalZero(leader)).toBe("ESRCH")
+    }), { timeout: 40_000 })
+})

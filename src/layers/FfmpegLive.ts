@@ -106,7 +106,9 @@ class ProcessGroups {
 const terminate = (child: () => ChildProcess | undefined, exited: Deferred.Deferred<void>): Effect.Effect<void> =>
   Effect.suspend(() => {
     sendSignal(child(), "SIGTERM")
-    return Deferred.await(exited).pipe(
+    // This runs while interrupting, uninterruptibly: a plain timeout here would only fire once the
+    // process had exited by itself, and SIGKILL would never be sent to one that ignores SIGTERM.
+    return Effect.interruptible(Deferred.await(exited)).pipe(
       Effect.timeoutOption(KILL_GRACE),
       Effect.flatMap(Option.match({
         onSome: () => Effect.void,
