@@ -26,8 +26,8 @@ describe("bounds in release code", () => {
     expect(Either.isLeft(failed) && failed.left._tag).toBe("UnknownException")
   })
 
-  it("the shutdown cap shortens a longer bound: it ends 250 ms before the cap", async () => {
-    const deadline = Date.now() + 800
+  it("the shutdown cap shortens a longer bound: it ends 500 ms before the cap", async () => {
+    const deadline = Date.now() + 1_000
     const lifecycle = { deadline: () => deadline } as unknown as LifecycleShape
     const { elapsed } = await timeRelease(
       Effect.option(awaitWithin(settlesAfter(3_000), "5 seconds")).pipe(Effect.provideService(Lifecycle, lifecycle))

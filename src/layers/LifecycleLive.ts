@@ -4,7 +4,7 @@ import { Lifecycle, type LifecyclePhase, type ShutdownReason } from "../services
 import { PinoHandle } from "./LoggerLive.js"
 
 const DUPLICATE_WINDOW_MS = 250
-const FORCED_FLUSH_LIMIT_MS = 500
+const FORCED_FLUSH_LIMIT_MS = 250
 
 export interface LifecycleOptions {
   /** Install SIGTERM/SIGINT and crash handlers on this process (off in in-process tests). */

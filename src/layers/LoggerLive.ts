@@ -69,7 +69,9 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })
 
-const FLUSH_LIMIT_MS = 1_000
+// Within the 500 ms the shutdown cap keeps free for it (services/Lifecycle.ts): the cap's own timer is
+// gone by the time the logger, the outermost layer, is released.
+const FLUSH_LIMIT_MS = 250
 const SYNC_FLUSH_LIMIT_MS = 200
 
 export interface LoggerOptions {
@@ -153,7 +155,7 @@ export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
 /**
  * pino as the Effect logger, with deep redaction of secret keys and of every secret config value.
  * Owns the pino destination: buffered lines are flushed when the layer is released, which is
- * last in the shutdown sequence (it is the outermost layer after the config), waiting at most 1 s
+ * last in the shutdown sequence (it is the outermost layer after the config), waiting at most 250 ms
  * (a real bound: a stdout nobody reads does not hold the exit).
  */
 export const makeLoggerLive = (options: LoggerOptions = {}) =>

@@ -37,8 +37,11 @@ export const releaseStage = <A, E, R>(name: string, effect: Effect.Effect<A, E, 
   Effect.flatMap(Effect.serviceOption(Lifecycle), (lifecycle) =>
     lifecycle._tag === "Some" ? lifecycle.value.stage(name, effect) : effect)
 
-/** Kept free at the end of the shutdown cap for what runs after the layers: the logger's flush and the exit. */
-const CAP_RESERVE_MS = 250
+/**
+ * Kept free at the end of the shutdown cap for what runs after the layers: the logger's flush (at
+ * most 250 ms, then 200 ms more in the process' exit event) and the exit.
+ */
+const CAP_RESERVE_MS = 500
 
 /**
  * The time a release step may take: its own `limit`, or less when the shutdown cap comes sooner
