@@ -89,4 +89,19 @@ describe("worker release at shutdown", () => {
     expect(elapsed).toBeLessThan(4_000)
     expect(h.forcedExits()).toEqual([])
   }, 40_000)
+
+  it("a job stuck in uninterruptible code does not hold the release past the cap", async () => {
+    const Stuck = defineJob({ queue: "stuck-uninterruptible", payload: Schema.Struct({ ms: Schema.Number }), timeout: "1 minute", concurrency: 1 })
+    const stuckHandler: AnyJobHandler = { definition: Stuck, run: (payload) => Effect.uninterruptible(Effect.sleep(payload.ms)) }
+    const h = await startJobs({ REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}worker-stuck:`, SHUTDOWN_TIMEOUT: "3000" }, [stuckHandler])
+    open.push(h)
+    await Effect.runPromise(h.queues.enqueue(Stuck, "stuck-1", { ms: 20_000 }))
+    await eventually(async () => ((await h.inspect("stuck-uninterruptible").getJob("stuck-1").then((j) => j?.getState())) === "active" ? true : undefined), 10_000, "job active")
+    await requestShutdown(h)
+    const start = performance.now()
+    await h.close()
+    open.splice(open.indexOf(h), 1)
+    expect(performance.now() - start).toBeLessThan(3_000)
+    expect(h.forcedExits()).toEqual([])
+  }, 40_000)
 })

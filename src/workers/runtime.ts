@@ -1,6 +1,6 @@
 import type { SqlClient } from "@effect/sql"
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
-import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import { bullPrefix } from "../layers/JobQueuesLive.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../services/JobQueues.js"
@@ -60,6 +60,24 @@ const RELEASE_MARGIN_MS = 1_500
 const INTERRUPT_LIMIT = Duration.millis(1_300)
 const CLOSE_LIMIT = Duration.seconds(2)
 const FORCE_CLOSE_LIMIT = Duration.seconds(1)
+const FIBERS_CLOSE_LIMIT = Duration.seconds(1)
+
+/**
+ * A FiberSet whose release does not wait for ever: FiberSet's own finalizer awaits every fiber it
+ * interrupts, so one job stuck in uninterruptible code would hold the shutdown until the cap. Closed
+ * from a daemon fiber and awaited interruptibly for at most 1 s; a fiber still running then is
+ * abandoned (the process is ending).
+ */
+const ownedFiberSet = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  yield* Effect.addFinalizer(() =>
+    Effect.forkDaemon(Scope.close(scope, Exit.void)).pipe(
+      Effect.flatMap((closing) => awaitWithin(() => new Promise((resolve) => closing.addObserver(resolve)), FIBERS_CLOSE_LIMIT)),
+      Effect.catchAll(() => Effect.logWarning("job fibers did not stop in time; abandoned"))
+    )
+  )
+  return yield* Scope.extend(FiberSet.make<unknown, unknown>(), scope)
+})
 
 /** What a job given up at shutdown hands BullMQ: a promise that never settles (see abandonActive). */
 const leftForStalledRecovery = (): Promise<never> => new Promise<never>(() => undefined)
@@ -88,7 +106,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const concurrency = config.jobs.concurrency[queue] ?? definition.concurrency
       // Every job's fibers: the handler's, and the failure path's when there is one. The queue
       // annotation is captured once in the runtime they are forked from.
-      const fibers = yield* FiberSet.make<unknown, unknown>()
+      const fibers = yield* ownedFiberSet
       const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>().pipe(Effect.annotateLogs("queue", queue))
       const awaitExit = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => new Promise<Exit.Exit<A, E>>((resolve) => fiber.addObserver(resolve))
       /** Set at shutdown once active jobs are given up: from then on an interrupted job is left active. */
