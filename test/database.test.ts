@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import pg from "pg"
 import { afterAll, describe, expect, inject, it } from "vitest"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
@@ -84,4 +84,22 @@ describe("database", () => {
     const found = await adminQuery("SELECT 1 FROM pg_database WHERE datname = $1", [missing])
     expect(found.rowCount).toBe(0)
   })
+
+  it("release ends the pool within its 5 s limit even while a query holds a client", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const layer = PgLive.pipe(Layer.provide(Layer.effect(AppConfig, appConfigFrom({ DATABASE_URL: inject("databaseUrl"), LOG_LEVEL: "silent" }))))
+    const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+    const sql = Effect.runSync(Effect.provide(SqlClient.SqlClient, context))
+    await Effect.runPromise(sql`SELECT 1`)
+    // A query that outlives the limit keeps its client checked out, so pool.end() cannot finish.
+    const slow = Effect.runFork(sql`SELECT pg_sleep(20)`)
+    await new Promise((r) => setTimeout(r, 300))
+    const start = performance.now()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    const elapsed = performance.now() - start
+    expect(elapsed).toBeGreaterThanOrEqual(4_800)
+    expect(elapsed).toBeLessThan(7_000)
+    await Effect.runPromise(Fiber.interrupt(slow))
+    await adminQuery("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'")
+  }, 30_000)
 })

@@ -500,3 +500,78 @@ describe("without ffmpeg or ffprobe on the PATH", () => {
     }
   }, 40_000)
 })
+
+/** pids whose parent is `pid`, read from /proc. */
+const childrenOf = (pid: number) =>
+  Effect.promise(async () => {
+    const found: Array<number> = []
+    for (const entry of await fs.readdir("/proc")) {
+      if (!/^\d+$/.test(entry)) continue
+      const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "")
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces, so read after its closing parenthesis
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid === pid) found.push(Number(entry))
+    }
+    return found
+  })
+
+describe("ffmpeg process groups", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lumiku-ffmpeg-group-"))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it.scoped("ffmpeg leads its own process group: interrupting a run kills what ffmpeg started too", () =>
+    Effect.gen(function*() {
+      // The real ffmpeg run as a child of a shell (not exec'd), standing in for an ffmpeg that starts helpers.
+      const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
+      const wrapper = path.join(dir, "ffmpeg")
+      yield* Effect.promise(() => fs.writeFile(wrapper, `#!/bin/sh\n"${real}" "$@" &\nwait $!\n`, { mode: 0o755 }))
+      const ffmpeg = yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
+      const out = yield* ffmpeg.tempDir
+      const pid = yield* Deferred.make<number>()
+      const fiber = yield* Effect.fork(
+        ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
+      )
+      const leader = yield* Deferred.await(pid)
+      yield* Effect.sleep("500 millis")
+      const [child] = yield* childrenOf(leader)
+      expect(child).toBeDefined()
+      const pgrp = (p: number) => execFileSync("ps", ["-o", "pgid=", "-p", String(p)]).toString().trim()
+      expect(pgrp(leader)).toBe(String(leader))
+      expect(pgrp(child!)).toBe(String(leader))
+      yield* Fiber.interrupt(fiber)
+      expect(signalZero(leader)).toBe("ESRCH")
+      // The grandchild is not ours to reap: gone, or at most a zombie waiting for init.
+      yield* Effect.sleep("200 millis")
+      const state = yield* Effect.promise(() => fs.readFile(`/proc/${child}/stat`, "utf8").catch(() => "gone"))
+      expect(state === "gone" || state.slice(state.lastIndexOf(")") + 2).startsWith("Z")).toBe(true)
+    }), { timeout: 30_000 })
+})
+
+describe("ffmpeg that ignores SIGTERM", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lumiku-ffmpeg-noterm-"))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it.scoped("an interrupted run is SIGKILLed after the 1 s grace, even when ffmpeg lingers after SIGTERM", () =>
+    Effect.gen(function*() {
+      const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
+      // A render that keeps its process alive for 20 s after SIGTERM; startup checks run the real binary.
+      const wrapper = path.join(dir, "ffmpeg")
+      yield* Effect.promise(() =>
+        fs.writeFile(wrapper, `#!/bin/sh\ntrap '' TERM\ncase "$*" in\n  *testsrc*) "${real}" "$@"; sleep 20 ;;\n  *) exec "${real}" "$@" ;;\nesac\n`, { mode: 0o755 })
+      )
+      const ffmpeg = yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
+      const out = yield* ffmpeg.tempDir
+      const pid = yield* Deferred.make<number>()
+      const fiber = yield* Effect.fork(
+        ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
+      )
+      const leader = yield* Deferred.await(pid)
+      yield* Effect.sleep("500 millis")
+      const started = Date.now()
+      yield* Fiber.interrupt(fiber)
+      const took = Date.now() - started
+      expect(took).toBeGreaterThanOrEqual(900)
+      expect(took).toBeLessThan(3_000)
+      expect(signalZero(leader)).toBe("ESRCH")
+    }), { timeout: 40_000 })
+})

@@ -95,4 +95,24 @@ describe("Redis service", () => {
     // ...and the socket whose peer never acknowledges the close is destroyed soon after.
     await waitUntil(async () => hung.redis.client.status === "end", 1_500)
   })
+
+  it("a worker connection (no command timeout) to a hung Redis is closed within its 2 s limit", async () => {
+    const server = await PrivateRedis.start()
+    cleanups.push(() => server.stop())
+    const proxy = await TcpProxy.start(server.port)
+    cleanups.push(() => proxy.close())
+    const app = await build({ REDIS_PORT: String(proxy.port) })
+    cleanups.push(app.close)
+    const scope = Effect.runSync(Scope.make())
+    const connection = await Effect.runPromise(Scope.extend(app.redis.bullConnection("worker:hung"), scope))
+    await waitUntil(async () => connection.status === "ready", 3_000)
+    proxy.setMode("hang")
+    const start = performance.now()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    const elapsed = performance.now() - start
+    // QUIT never gets an answer and this connection has no command timeout: only the release bound ends it.
+    expect(elapsed).toBeGreaterThanOrEqual(1_800)
+    expect(elapsed).toBeLessThan(2_800)
+    await waitUntil(async () => connection.status === "end", 1_500)
+  }, 20_000)
 })

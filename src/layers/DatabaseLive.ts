@@ -5,7 +5,7 @@ import { Data, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import pg from "pg"
 import { migrations } from "../migrations/index.js"
 import { AppConfig } from "../services/AppConfig.js"
-import { releaseStage } from "../services/Lifecycle.js"
+import { awaitWithin, releaseStage } from "../services/Lifecycle.js"
 
 export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly op: string
@@ -83,7 +83,8 @@ export const runMigrations = Effect.fn("Database.runMigrations")(function*(
 
 /**
  * The Postgres pool behind SqlClient. Owns the pool: on release (after every layer that queries)
- * it ends the pool, waiting at most 5 s for checked-out clients.
+ * it ends the pool, waiting at most 5 s (less when the shutdown cap is nearer) for checked-out
+ * clients; past that the pool is abandoned (its sockets die with the process).
  */
 export const PgLive = Layer.unwrapEffect(
   Effect.gen(function*() {
@@ -112,9 +113,11 @@ export const PgLive = Layer.unwrapEffect(
         (pool) =>
           releaseStage(
             "postgres.close",
-            Effect.promise(() => pool.end()).pipe(
-              Effect.timeout(Duration.seconds(5)),
-              Effect.catchAll(() => Effect.logWarning("postgres pool did not end within 5 s"))
+            awaitWithin(() => pool.end(), Duration.seconds(5)).pipe(
+              Effect.catchAll((error) =>
+                Effect.logWarning("postgres pool did not end in time; its connections are abandoned", {
+                  error: error._tag === "TimeoutException" ? "timed out" : error.message
+                }))
             )
           )
       )

@@ -52,8 +52,50 @@ class TextTail {
 const hasExited = (child: ChildProcess): boolean =>
   child.pid === undefined || child.exitCode !== null || child.signalCode !== null
 
+/**
+ * Every child is spawned detached, so it leads its own process group, and signals go to the group
+ * (`kill(-pid)`): whatever ffmpeg started dies with it.
+ */
+const signalGroup = (pid: number | undefined, signal: NodeJS.Signals): void => {
+  if (pid === undefined) return
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // ESRCH: nothing is left in the group
+  }
+}
+
 const sendSignal = (child: ChildProcess | undefined, signal: NodeJS.Signals): void => {
-  if (child !== undefined && !hasExited(child)) child.kill(signal)
+  if (child !== undefined && !hasExited(child)) signalGroup(child.pid, signal)
+}
+
+/**
+ * The process groups of one FfmpegLive's children that are still running, so that they are killed
+ * even when the process ends without interrupting their fibers (the shutdown cap's forced exit).
+ */
+class ProcessGroups {
+  private readonly live = new Set<number>()
+  /** `setpriv`, when this Linux has one that takes --pdeathsig. */
+  constructor(private readonly launcher: string | undefined) {}
+  /**
+   * The command that starts `file args`: under `setpriv --pdeathsig KILL` when there is one (it execs, so
+   * the pid is ffmpeg's), so that the kernel kills the child if this process dies by SIGKILL, when no
+   * code of ours runs.
+   */
+  command(file: string, args: ReadonlyArray<string>): readonly [string, ReadonlyArray<string>] {
+    return this.launcher === undefined ? [file, args] : [this.launcher, ["--pdeathsig", "KILL", "--", file, ...args]]
+  }
+  add(pid: number | undefined): void {
+    if (pid !== undefined) this.live.add(pid)
+  }
+  delete(pid: number | undefined): void {
+    if (pid !== undefined) this.live.delete(pid)
+  }
+  /** Synchronous: it also runs in the process' "exit" event. */
+  readonly killAll = (): void => {
+    for (const pid of this.live) signalGroup(pid, "SIGKILL")
+    this.live.clear()
+  }
 }
 
 /**
@@ -64,7 +106,9 @@ const sendSignal = (child: ChildProcess | undefined, signal: NodeJS.Signals): vo
 const terminate = (child: () => ChildProcess | undefined, exited: Deferred.Deferred<void>): Effect.Effect<void> =>
   Effect.suspend(() => {
     sendSignal(child(), "SIGTERM")
-    return Deferred.await(exited).pipe(
+    // This runs while interrupting, uninterruptibly: a plain timeout here would only fire once the
+    // process had exited by itself, and SIGKILL would never be sent to one that ignores SIGTERM.
+    return Effect.interruptible(Deferred.await(exited)).pipe(
       Effect.timeoutOption(KILL_GRACE),
       Effect.flatMap(Option.match({
         onSome: () => Effect.void,
@@ -73,7 +117,9 @@ const terminate = (child: () => ChildProcess | undefined, exited: Deferred.Defer
             Effect.zipRight(Effect.sync(() => sendSignal(child(), "SIGKILL"))),
             Effect.zipRight(Deferred.await(exited))
           )
-      }))
+      })),
+      // ffmpeg is gone; anything it started that outlived it is not
+      Effect.zipRight(Effect.sync(() => signalGroup(child()?.pid, "SIGKILL")))
     )
   })
 
@@ -85,13 +131,15 @@ interface Collected {
   readonly stderrTail: string
 }
 
-/** Runs `file args` (argument array, no shell) and collects its output; interruption kills the process. */
-const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number) =>
+/** Runs `file args` (argument array, no shell) and collects its output; interruption kills the process group. */
+const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number, groups?: ProcessGroups) =>
   Effect.flatMap(Deferred.make<void>(), (exited) =>
     Effect.async<Collected, FfmpegError>((resume) => {
       let child: ChildProcess
       try {
-        child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true })
+        const [command, argv] = groups?.command(file, args) ?? [file, args]
+        child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true, detached: true })
+        groups?.add(child.pid)
       } catch (cause) {
         // e.g. an argument containing a NUL byte
         Deferred.unsafeDone(exited, Exit.void)
@@ -109,7 +157,7 @@ const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number)
         if (stdoutBytes <= stdoutLimit) stdout.push(chunk)
         else {
           stdoutOverflow = true
-          child.kill("SIGKILL")
+          signalGroup(child.pid, "SIGKILL")
         }
       })
       child.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr.push(chunk))
@@ -118,6 +166,7 @@ const collect = (file: string, args: ReadonlyArray<string>, stdoutLimit: number)
       })
       // "close" follows both a normal exit (after stdio has drained) and a failed spawn
       child.once("close", (exitCode: number | null, signal: NodeJS.Signals | null) => {
+        groups?.delete(child.pid)
         Deferred.unsafeDone(exited, Exit.void)
         if (child.pid === undefined) {
           resume(Effect.fail(new FfmpegError({ reason: "spawn", detail: `cannot start ${file}`, cause: spawnError })))
@@ -324,16 +373,28 @@ const childOf = (command: FfmpegCommand): ChildProcess | undefined =>
   (command as unknown as { readonly ffmpegProc?: ChildProcess }).ffmpegProc
 
 type PathLookup = (callback: (error: Error | null, path: string) => void) => void
+type SpawnFfmpeg = (args: Array<string>, options: object | ((...a: Array<unknown>) => void), ...callbacks: Array<unknown>) => void
 
 /**
  * fluent-ffmpeg 2.1's setFfmpegPath/setFfprobePath write one module-wide cache, so two services with
  * different binaries would use whichever was set last. Shadowing the lookups on the instance pins this
  * command (including fluent-ffmpeg's own capability checks) to our binaries.
  */
-const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: string): FfmpegCommand => {
-  const lookups = command as unknown as { _getFfmpegPath: PathLookup; _getFfprobePath: PathLookup }
-  lookups._getFfmpegPath = (callback) => callback(null, ffmpegPath)
+const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: string, groups: ProcessGroups): FfmpegCommand => {
+  const lookups = command as unknown as { _getFfmpegPath: PathLookup; _getFfprobePath: PathLookup; _spawnFfmpeg: SpawnFfmpeg }
+  const [launcher, launcherArgs] = groups.command(ffmpegPath, [])
+  lookups._getFfmpegPath = (callback) => callback(null, launcher)
   lookups._getFfprobePath = (callback) => callback(null, ffprobePath)
+  // fluent-ffmpeg hands these options to child_process.spawn: each ffmpeg leads its own process group.
+  const spawnFfmpeg = lookups._spawnFfmpeg
+  lookups._spawnFfmpeg = function(this: FfmpegCommand, args, options, ...callbacks) {
+    return spawnFfmpeg.call(
+      this,
+      [...launcherArgs, ...args],
+      typeof options === "function" ? options : { ...options, detached: true },
+      ...callbacks
+    )
+  }
   return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
 }
 
@@ -353,7 +414,7 @@ interface Capabilities {
   readonly encoders: ReadonlySet<string>
 }
 
-const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Duration.Duration): FfmpegShape => {
+const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Duration.Duration, groups: ProcessGroups): FfmpegShape => {
   const requireCapabilities = Effect.fn("Ffmpeg.require")(function*(names: ReadonlyArray<string>) {
     if (info.ffmpegPath === undefined) {
       return yield* new FfmpegUnsupported({ missing: names, ffmpegVersion: undefined })
@@ -365,7 +426,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
   const probe = Effect.fn("Ffmpeg.probe")(function*(file: string, options?: ProbeOptions) {
     yield* Effect.annotateCurrentSpan("file", file)
     const timeout = Duration.decode(options?.timeout ?? PROBE_TIMEOUT)
-    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, fileArg(file)], PROBE_STDOUT_LIMIT).pipe(
+    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, fileArg(file)], PROBE_STDOUT_LIMIT, groups).pipe(
       Effect.timeoutFail({ duration: timeout, onTimeout: () => new FfmpegTimeout({ operation: "probe", timeout }) })
     )
     if (out.stdoutOverflow) {
@@ -408,6 +469,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
       // then the process is killed first so the run never completes while it is alive.
       const settle = (result: Effect.Effect<void, FfmpegError>) => {
         const finish = () => {
+          groups.delete(child?.pid)
           Deferred.unsafeDone(exited, Exit.void)
           resume(result)
         }
@@ -415,13 +477,13 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
         if (current === undefined || hasExited(current)) finish()
         else {
           current.once("exit", finish)
-          current.kill("SIGKILL")
+          signalGroup(current.pid, "SIGKILL")
         }
       }
 
       let command: FfmpegCommand
       try {
-        command = configure(pinBinaries(FluentFfmpeg(), ffmpegPath, info.ffprobePath))
+        command = configure(pinBinaries(FluentFfmpeg(), ffmpegPath, info.ffprobePath, groups))
       } catch (cause) {
         settle(Effect.fail(invalidCommand(cause)))
         return
@@ -431,7 +493,8 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
         child = childOf(command)
         const pid = child?.pid
         if (pid === undefined) return // the spawn failed; "error" follows
-        if (cancelled) child?.kill("SIGTERM")
+        groups.add(pid)
+        if (cancelled) signalGroup(pid, "SIGTERM")
         callbacks.start(pid)
       })
       command.on("stderr", (line) => {
@@ -516,6 +579,27 @@ const searchPath = (name: string): Effect.Effect<Option.Option<string>> =>
 
 const notFound = (detail: string, extra?: Partial<Pick<FfmpegError, "exitCode" | "signal" | "stderrTail">>) =>
   new FfmpegError({ reason: "not-found", detail, ...extra })
+
+/**
+ * `setpriv` (util-linux, on every Debian) if it runs a child with --pdeathsig. Without it a worker killed
+ * by SIGKILL leaves its ffmpeg running until the render ends (logged as a warning).
+ */
+const findDeathSignalLauncher = (probeBinary: string): Effect.Effect<Option.Option<string>> =>
+  process.platform !== "linux" ? Effect.succeedNone : searchPath("setpriv").pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.succeedNone,
+      onSome: (setpriv) =>
+        collect(setpriv, ["--pdeathsig", "KILL", "--", probeBinary, "-version"], 1024 * 1024).pipe(
+          Effect.timeout(VERSION_TIMEOUT),
+          Effect.map((out) => (out.exitCode === 0 ? Option.some(setpriv) : Option.none())),
+          Effect.orElseSucceed(() => Option.none<string>())
+        )
+    })),
+    Effect.tap(Option.match({
+      onSome: () => Effect.void,
+      onNone: () => Effect.logWarning("no setpriv with --pdeathsig on this Linux: a worker killed by SIGKILL leaves its ffmpeg running until the render ends")
+    }))
+  )
 
 /** npm packages that carry the binary in the registry package itself (installed by `npm ci` as optional dependencies). */
 const BUNDLED_PACKAGES = { ffmpeg: "@ffmpeg-installer/ffmpeg", ffprobe: "@ffprobe-installer/ffprobe" } as const
@@ -654,11 +738,13 @@ const loadFfmpeg = (configured: Option.Option<string>, allowBundled: boolean) =>
  * FFMPEG_BUNDLED=false), checks that both run and reads which of REQUIRED_CAPABILITIES ffmpeg lacks (logged
  * as a warning; `require` refuses jobs that need one). Construction fails with reason "not-found" otherwise,
  * except that ROLE=api, which only probes uploads, starts without an ffmpeg it cannot find (unless FFMPEG_PATH
- * names one: a configured binary that does not work is an operator error in every role). Owns no long-lived
- * resource: each probe/run owns its child process and kills it on interruption or timeout, and each
- * `tempDir` is removed when its scope closes.
+ * names one: a configured binary that does not work is an operator error in every role). Each probe/run owns
+ * its child process, spawned detached as the leader of its own process group, and kills the group on
+ * interruption or timeout; each `tempDir` is removed when its scope closes. The layer owns the registry of
+ * groups still running: on release, and in the process' "exit" event (a forced exit at the shutdown cap
+ * interrupts nothing), it SIGKILLs every one of them, so no ffmpeg outlives the process.
  */
-export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.effect(
+export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.scoped(
   Ffmpeg,
   Effect.gen(function*() {
     const appConfig = yield* AppConfig
@@ -706,6 +792,15 @@ export const FfmpegLive: Layer.Layer<Ffmpeg, FfmpegError, AppConfig> = Layer.eff
     if (missing.length > 0) {
       yield* Effect.logWarning(`ffmpeg ${info.ffmpegVersion} (${info.ffmpegPath}) lacks ${missing.join(", ")}; jobs that need ${missing.length === 1 ? "it" : "them"} are refused (see /health)`, { missing })
     }
-    return make(info, capabilities, config.timeout)
+    const groups = new ProcessGroups(Option.getOrUndefined(yield* findDeathSignalLauncher(ffprobe.binary.path)))
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("exit", groups.killAll)),
+      () =>
+        Effect.sync(() => {
+          process.off("exit", groups.killAll)
+          groups.killAll()
+        })
+    )
+    return make(info, capabilities, config.timeout, groups)
   })
 )

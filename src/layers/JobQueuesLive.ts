@@ -15,7 +15,7 @@ import {
 } from "../services/JobQueues.js"
 import { type AnyJobDefinition, reservedQueueSuffix } from "../services/jobs/JobDefinition.js"
 import { bullAttempts } from "../services/jobs/retryPolicy.js"
-import { releaseStage } from "../services/Lifecycle.js"
+import { awaitWithin, releaseStage } from "../services/Lifecycle.js"
 import { Redis } from "../services/Redis.js"
 
 /** BullMQ's key prefix for this deployment: under the Redis key prefix, so test runs stay apart. */
@@ -76,8 +76,9 @@ const checkEvictionPolicy = Effect.gen(function*() {
 
 /**
  * The producer side of every registered queue, plus each queue's dead-letter and compensation
- * queues. Owns one producer connection and the BullMQ Queue objects: the queues are closed, then the connection is
- * quit, when the layer is released (after the workers and the HTTP server that use them).
+ * queues. Owns one producer connection and the BullMQ Queue objects: the queues are closed (at most
+ * 2 s each, a real bound), then the connection is quit, when the layer is released (after the workers
+ * and the HTTP server that use them).
  */
 export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) =>
   Layer.scoped(
@@ -105,7 +106,7 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
               `queue.close(${name})`,
               // With Redis gone there is nothing to flush, and close() would wait for it.
               connection.status === "ready"
-                ? Effect.promise(() => queue.close()).pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
+                ? awaitWithin(() => queue.close(), Duration.seconds(2)).pipe(Effect.ignore)
                 : Effect.void
             )
         )

@@ -4,6 +4,7 @@ import { Lifecycle, type LifecyclePhase, type ShutdownReason } from "../services
 import { PinoHandle } from "./LoggerLive.js"
 
 const DUPLICATE_WINDOW_MS = 250
+const FORCED_FLUSH_LIMIT_MS = 250
 
 export interface LifecycleOptions {
   /** Install SIGTERM/SIGINT and crash handlers on this process (off in in-process tests). */
@@ -34,10 +35,13 @@ export const makeLifecycleLive = (options: LifecycleOptions) =>
       let deadline: number | undefined
       const stages = new Set<string>()
 
+      let exiting = false
       const forceExit = (message: string, fields: Record<string, unknown>) => {
         pinoHandle.log.fatal(pinoHandle.redactor.value(fields) as object, message)
-        pinoHandle.flush()
-        exit(1)
+        if (exiting) return
+        exiting = true
+        // The log flush gets a moment, not a say: a stdout nobody reads must not hold the exit.
+        void pinoHandle.flush(FORCED_FLUSH_LIMIT_MS).then(() => exit(1))
       }
 
       const begin = (reason: ShutdownReason) => {

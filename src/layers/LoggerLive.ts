@@ -126,6 +126,11 @@ export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat 
   serializers: { err: (value: unknown) => value }
 })
 
+// Within the 500 ms the shutdown cap keeps free for it (services/Lifecycle.ts): the cap's own timer is
+// gone by the time the logger, the outermost layer, is released.
+const FLUSH_LIMIT_MS = 250
+const SYNC_FLUSH_LIMIT_MS = 200
+
 export interface LoggerOptions {
   /** Where lines go (JSON or pretty, as configured); stdout by default. Tests pass a stream to capture them. */
   readonly destination?: Writable
@@ -144,14 +149,33 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
       messageFormat: (line, key) => escapeControl(String(line[key] ?? "")),
       ...(options.destination !== undefined ? { destination: options.destination } : {})
     })
-    return { log: pino(shared, pretty), flush: () => undefined }
+    return { log: pino(shared, pretty), flush: (_limitMs: number) => Promise.resolve() }
   }
   if (options.destination !== undefined) {
-    return { log: pino(shared, options.destination), flush: () => undefined }
+    return { log: pino(shared, options.destination), flush: (_limitMs: number) => Promise.resolve() }
   }
   // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
   // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  // pino writes fatal lines (and pending lines at process exit) with flushSync, which retries EAGAIN
+  // forever when nobody reads stdout, blocking the thread: bounded here, the rest is dropped.
+  let syncDeadline: number | undefined
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 4096,
+    retryEAGAIN: () => syncDeadline === undefined || Date.now() < syncDeadline
+  })
+  const flushSync = destination.flushSync.bind(destination)
+  destination.flushSync = () => {
+    syncDeadline = Date.now() + SYNC_FLUSH_LIMIT_MS
+    try {
+      flushSync()
+    } catch {
+      // stdout is full or gone: what is left is dropped rather than block the process
+    } finally {
+      syncDeadline = undefined
+    }
+  }
   const timer = setInterval(() => {
     try {
       destination.flush()
@@ -162,14 +186,23 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   timer.unref()
   return {
     log: pino(shared, destination),
-    flush: () => {
-      clearInterval(timer)
-      try {
-        destination.flushSync()
-      } catch {
-        // nothing buffered, or stdout already closed: there is nothing left to save
-      }
-    }
+    // Asynchronous and bounded: the event loop (and the shutdown cap's timer) keeps running while
+    // stdout drains. What is still buffered at the limit gets one more bounded try from pino's
+    // flushSync in the process' "exit" event, then is dropped.
+    flush: (limitMs: number) =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer)
+        const giveUp = setTimeout(resolve, limitMs)
+        const done = () => {
+          clearTimeout(giveUp)
+          resolve()
+        }
+        try {
+          destination.flush(done)
+        } catch {
+          done() // stdout already closed: there is nothing left to save
+        }
+      })
   }
 }
 
@@ -177,14 +210,16 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
 export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
   readonly log: pino.Logger
   readonly redactor: Redactor
-  readonly flush: () => void
+  /** Writes what is buffered, for at most `limitMs`; the rest is dropped (a stdout nobody reads never drains). */
+  readonly flush: (limitMs: number) => Promise<void>
 }>() {}
 
 /**
  * pino as the Effect logger, with deep redaction of secret keys, of every secret config value and
  * of secrets recognisable by shape inside strings (see redact.ts).
  * Owns the pino destination: buffered lines are flushed when the layer is released, which is
- * last in the shutdown sequence (it is the outermost layer after the config).
+ * last in the shutdown sequence (it is the outermost layer after the config), waiting at most 250 ms
+ * (a real bound: a stdout nobody reads does not hold the exit).
  */
 export const makeLoggerLive = (options: LoggerOptions = {}) =>
   Layer.unwrapScoped(
@@ -193,7 +228,7 @@ export const makeLoggerLive = (options: LoggerOptions = {}) =>
       const redactor = makeRedactor(config.secretValues)
       const { flush, log } = yield* Effect.acquireRelease(
         Effect.sync(() => makePino(config, options)),
-        ({ flush }) => Effect.sync(flush)
+        ({ flush }) => Effect.promise(() => flush(FLUSH_LIMIT_MS))
       )
       return Layer.mergeAll(
         Logger.replace(Logger.defaultLogger, makePinoLogger(log, redactor)),

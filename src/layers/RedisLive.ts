@@ -1,11 +1,12 @@
 import { Duration, Effect, Layer, Option, Redacted, Runtime } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { AppConfig, type AppConfigShape } from "../services/AppConfig.js"
-import { releaseStage } from "../services/Lifecycle.js"
+import { awaitWithin, releaseStage } from "../services/Lifecycle.js"
 import { Redis, RedisError } from "../services/Redis.js"
 
 const RECONNECT_BASE_MS = 100
 const RECONNECT_CAP_MS = 10_000
+const QUIT_LIMIT = Duration.seconds(2)
 
 /** Capped exponential backoff with full jitter; never returns null, so ioredis never gives up. */
 export const reconnectDelay = (attempt: number, random: () => number = Math.random): number => {
@@ -28,7 +29,8 @@ const baseOptions = (config: AppConfigShape["redis"]): RedisOptions => ({
 
 /**
  * Opens a connection and owns it: on release it sends QUIT, and disconnects outright if QUIT has
- * not finished within 2 s (or fails because the server is gone). Connection state changes are
+ * not finished within 2 s (less when the shutdown cap is nearer), or fails because the server is
+ * gone. The wait is a real bound: a hung Redis that never answers QUIT does not hold it. Connection state changes are
  * logged once per change, not once per reconnect attempt.
  */
 const acquireConnection = (name: string, options: RedisOptions) =>
@@ -57,8 +59,7 @@ const acquireConnection = (name: string, options: RedisOptions) =>
           `redis.close(${name})`,
           // QUIT needs a live server; with none there is nothing to say goodbye to.
           client.status === "ready"
-            ? Effect.tryPromise(() => client.quit()).pipe(
-              Effect.timeout(Duration.seconds(2)),
+            ? awaitWithin(() => client.quit(), QUIT_LIMIT).pipe(
               Effect.catchAll(() => Effect.sync(() => client.disconnect()))
             )
             : Effect.sync(() => client.disconnect())

@@ -1,4 +1,4 @@
-import { Context, Effect } from "effect"
+import { type Cause, Context, Duration, Effect } from "effect"
 
 export type ShutdownReason =
   | { readonly _tag: "Signal"; readonly signal: string }
@@ -36,3 +36,35 @@ export class Lifecycle extends Context.Tag("app/Lifecycle")<Lifecycle, Lifecycle
 export const releaseStage = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(Effect.serviceOption(Lifecycle), (lifecycle) =>
     lifecycle._tag === "Some" ? lifecycle.value.stage(name, effect) : effect)
+
+/**
+ * Kept free at the end of the shutdown cap for what runs after the layers: the logger's flush (at
+ * most 250 ms, then 200 ms more in the process' exit event) and the exit.
+ */
+const CAP_RESERVE_MS = 500
+
+/**
+ * The time a release step may take: its own `limit`, or less when the shutdown cap comes sooner
+ * (so each later stage still gets its turn and the process ends before the cap forces it).
+ */
+export const releaseBudget = (limit: Duration.DurationInput): Effect.Effect<Duration.Duration> =>
+  Effect.map(Effect.serviceOption(Lifecycle), (lifecycle) => {
+    const own = Duration.decode(limit)
+    const deadline = lifecycle._tag === "Some" ? lifecycle.value.deadline() : undefined
+    if (deadline === undefined) return own
+    return Duration.min(own, Duration.millis(Math.max(0, deadline - Date.now() - CAP_RESERVE_MS)))
+  })
+
+/**
+ * Waits for a promise for at most `limit` (see releaseBudget), also inside release code.
+ * Finalizers are uninterruptible, so there `Effect.timeout` only fires once the promise has settled
+ * (a 300 ms bound returned after 3 s); this wait is made interruptible, so the bound is real. The
+ * promise is abandoned, not cancelled: the caller follows a timeout with a real kill (disconnect,
+ * SIGKILL). Fails with the promise's rejection or a TimeoutException.
+ */
+export const awaitWithin = <A>(
+  evaluate: () => PromiseLike<A>,
+  limit: Duration.DurationInput
+): Effect.Effect<A, Cause.UnknownException | Cause.TimeoutException> =>
+  Effect.flatMap(releaseBudget(limit), (budget) =>
+    Effect.interruptible(Effect.tryPromise(() => Promise.resolve(evaluate()))).pipe(Effect.timeout(budget)))

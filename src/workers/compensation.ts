@@ -4,9 +4,11 @@ import { bullPrefix, compensationQueueName } from "../layers/JobQueuesLive.js"
 import { AppConfig } from "../services/AppConfig.js"
 import type { DeadLetter } from "../services/JobQueues.js"
 import { cappedExponential, nthDelay } from "../services/jobs/retryPolicy.js"
-import { releaseStage } from "../services/Lifecycle.js"
+import { awaitWithin, releaseStage } from "../services/Lifecycle.js"
 import { Redis } from "../services/Redis.js"
 import type { FinalFailure, JobHandler } from "./runtime.js"
+
+const CLOSE_LIMIT = Duration.seconds(1)
 
 /** Past BullMQ's stall limit a task would be failed without running: compensation must run, so it is out of the way. */
 const BULL_MAX_STALLED_COUNT = 1_000
@@ -116,15 +118,13 @@ export const makeCompensationWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         (w) =>
           releaseStage(
             `worker.close(${name})`,
-            Effect.promise(() => {
+            Effect.sync(() => {
               for (const fiber of running) fiber.unsafeInterruptAsFork(FiberId.none)
-              // A plain race: close(true) does not wait for active tasks, and nothing here waits past 1 s.
-              let timer: ReturnType<typeof setTimeout> | undefined
-              const bound = new Promise<void>((resolve) => {
-                timer = setTimeout(resolve, 1_000)
-              })
-              return Promise.race([w.close(true).catch(() => undefined), bound]).finally(() => clearTimeout(timer))
-            })
+            }).pipe(
+              // close(true) does not wait for active tasks; the wait for it is a real bound (see awaitWithin).
+              Effect.zipRight(awaitWithin(() => w.close(true), CLOSE_LIMIT)),
+              Effect.catchAll(() => Effect.logWarning("compensation worker did not close in time; abandoned"))
+            )
           )
       )
       yield* Effect.logInfo("compensation worker started", { queue: name })

@@ -1,6 +1,6 @@
 import type { SqlClient } from "@effect/sql"
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
-import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schedule, Schema, Scope } from "effect"
 import { bullPrefix, classFailuresKey } from "../layers/JobQueuesLive.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../services/JobQueues.js"
@@ -8,7 +8,7 @@ import { classify } from "../services/jobs/classify.js"
 import type { JobDefinition } from "../services/jobs/JobDefinition.js"
 import { type JobClass, type JobError, jobClassOf, JobPermanent, JobTimeout, JobTransient } from "../services/jobs/JobError.js"
 import { decide, type RetryDecision } from "../services/jobs/retryPolicy.js"
-import { Lifecycle, releaseStage } from "../services/Lifecycle.js"
+import { awaitWithin, Lifecycle, releaseBudget, releaseStage } from "../services/Lifecycle.js"
 import type { Ffmpeg } from "../services/Ffmpeg.js"
 import type { Ledger } from "../services/Ledger.js"
 import { Redis } from "../services/Redis.js"
@@ -72,6 +72,34 @@ class RetryableJobFailure extends Error {
   }
 }
 
+/** Time left, before the shutdown cap, for what follows the jobs: their interruption, the worker's and the other layers' release. */
+const RELEASE_MARGIN_MS = 1_500
+/** How long interrupted jobs get to stop: FFmpeg's SIGTERM grace (1 s), its SIGKILL, and some slack. */
+const INTERRUPT_LIMIT = Duration.millis(1_300)
+const CLOSE_LIMIT = Duration.seconds(2)
+const FORCE_CLOSE_LIMIT = Duration.seconds(1)
+const FIBERS_CLOSE_LIMIT = Duration.seconds(1)
+
+/**
+ * A FiberSet whose release does not wait for ever: FiberSet's own finalizer awaits every fiber it
+ * interrupts, so one job stuck in uninterruptible code would hold the shutdown until the cap. Closed
+ * from a daemon fiber and awaited interruptibly for at most 1 s; a fiber still running then is
+ * abandoned (the process is ending).
+ */
+const ownedFiberSet = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  yield* Effect.addFinalizer(() =>
+    Effect.forkDaemon(Scope.close(scope, Exit.void)).pipe(
+      Effect.flatMap((closing) => awaitWithin(() => new Promise((resolve) => closing.addObserver(resolve)), FIBERS_CLOSE_LIMIT)),
+      Effect.catchAll(() => Effect.logWarning("job fibers did not stop in time; abandoned"))
+    )
+  )
+  return yield* Scope.extend(FiberSet.make<unknown, unknown>(), scope)
+})
+
+/** What a job given up at shutdown hands BullMQ: a promise that never settles (see abandonActive). */
+const leftForStalledRecovery = (): Promise<never> => new Promise<never>(() => undefined)
+
 export const progressChannel = (keyPrefix: string, userId: string) => `${keyPrefix}progress:${userId}`
 
 /** How many times a job may stall (its worker died or lost Redis) and run again; the next delivery dead-letters it. */
@@ -110,9 +138,11 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const concurrency = config.jobs.concurrency[queue] ?? definition.concurrency
       // Every job's fibers: the handler's, and the failure path's when there is one. The queue
       // annotation is captured once in the runtime they are forked from.
-      const fibers = yield* FiberSet.make<unknown, unknown>()
+      const fibers = yield* ownedFiberSet
       const runFork = yield* FiberSet.runtime(fibers)<R | AppConfig>().pipe(Effect.annotateLogs("queue", queue))
       const awaitExit = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) => new Promise<Exit.Exit<A, E>>((resolve) => fiber.addObserver(resolve))
+      /** Set at shutdown once active jobs are given up: from then on an interrupted job is left active. */
+      let abandoned = false
 
       // Set by the finalizer below, which runs before the worker's release: from then on an
       // interrupted handler was interrupted by the shutdown.
@@ -259,7 +289,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const settle = async (job: Job, outcome: Effect.Effect<Outcome, never, R | AppConfig>): Promise<unknown> => {
         const exit = await awaitExit(runFork(Effect.annotateLogs(outcome, "jobId", job.id ?? "")))
         // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
-        if (Exit.isFailure(exit)) throw new Error("job interrupted by shutdown")
+        if (Exit.isFailure(exit)) return abandoned ? leftForStalledRecovery() : Promise.reject(new Error("job interrupted by shutdown"))
         if (exit.value._tag === "Throw") throw exit.value.error
         return exit.value.value
       }
@@ -305,6 +335,8 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         }
         const interrupted = Cause.isInterruptedOnly(exit.cause)
         // Interrupted at the shutdown cap: the job stays active and stalled recovery re-runs it.
+        // Given up at the shutdown cap (abandonActive): never settled, so stalled recovery re-runs it.
+        if (interrupted && !timedOut && abandoned) return leftForStalledRecovery()
         if (interrupted && !timedOut && shuttingDown) throw new Error("job interrupted by shutdown")
         const error: JobError = !interrupted
           ? classify(Cause.squash(exit.cause))
@@ -314,6 +346,32 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
           : new JobTransient({ reason: "the handler was interrupted" })
         return settle(job, onFailure(job, token, error))
       }
+
+      /**
+       * Gives up the active jobs: each is interrupted (its finalizers run, its FFmpeg process group is
+       * killed) and its promise to BullMQ never settles, so the job is neither failed nor completed:
+       * it stays active, its lock runs out, and stalled recovery hands it to another worker. Then the
+       * worker is closed without waiting for jobs. Every wait is bounded.
+       */
+      const abandonActive = (w: Worker, why: string, closeStarted = false) =>
+        Effect.gen(function*() {
+          abandoned = true
+          const active = yield* FiberSet.size(fibers)
+          if (active > 0) {
+            yield* Effect.logWarning(`${why}; interrupting active jobs, left for stalled recovery`, { active })
+            yield* Effect.sync(() => {
+              for (const fiber of fibers) fiber.unsafeInterruptAsFork(FiberId.none)
+            })
+            const stopped = yield* Effect.interruptible(FiberSet.awaitEmpty(fibers)).pipe(
+              Effect.timeoutOption(yield* releaseBudget(INTERRUPT_LIMIT))
+            )
+            if (Option.isNone(stopped)) {
+              yield* Effect.logWarning("some interrupted jobs did not stop in time", { active: yield* FiberSet.size(fibers) })
+            }
+          }
+          // A close() already under way cannot be forced (BullMQ keeps the first); it is abandoned instead.
+          if (!closeStarted) yield* awaitWithin(() => w.close(true), FORCE_CLOSE_LIMIT).pipe(Effect.ignore)
+        })
 
       const connection = yield* redis.bullConnection(`worker:${queue}`)
       const worker = yield* Effect.acquireRelease(
@@ -341,30 +399,27 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
           releaseStage(
             `worker.close(${queue})`,
             Effect.gen(function*() {
-              if (connection.status !== "ready") {
-                // Redis is down: active jobs could not report completion anyway. Interrupt them
-                // (BullMQ re-runs them through stalled recovery) and close without waiting.
-                yield* Effect.logWarning("redis unavailable at shutdown; interrupting active jobs for stalled recovery", {
-                  active: yield* FiberSet.size(fibers)
-                })
-                yield* FiberSet.clear(fibers)
-                yield* Effect.promise(() => w.close(true)).pipe(Effect.timeout(Duration.seconds(1)), Effect.ignore)
-                return
-              }
-              const closing = w.close()
+              // Redis is down: active jobs could not report completion anyway, so they are not waited for.
+              if (connection.status !== "ready") return yield* abandonActive(w, "redis unavailable at shutdown")
+              yield* Effect.sync(() => void w.pause(true).catch(() => undefined)) // stop taking jobs; the active ones go on
               const deadline = Option.flatMap(lifecycle, (l) => Option.fromNullable(l.deadline()))
-              const budgetMs = Option.match(deadline, {
+              const jobsBudgetMs = Option.match(deadline, {
                 onNone: () => Duration.toMillis(config.shutdown.timeout),
-                onSome: (at) => at - Date.now() - 1_500
+                onSome: (at) => at - Date.now() - RELEASE_MARGIN_MS
               })
-              const finished = yield* Effect.promise(() => closing).pipe(Effect.timeout(Duration.millis(Math.max(0, budgetMs))), Effect.option)
-              if (Option.isNone(finished)) {
-                yield* Effect.logWarning("active jobs did not finish in time; interrupting them for stalled recovery", {
-                  active: yield* FiberSet.size(fibers)
-                })
-                yield* FiberSet.clear(fibers)
-                yield* Effect.promise(() => closing).pipe(Effect.timeout(Duration.seconds(1)), Effect.ignore)
-              }
+              // awaitEmpty in release code is uninterruptible; made interruptible so the budget is a real bound.
+              const drained = yield* Effect.interruptible(FiberSet.awaitEmpty(fibers)).pipe(
+                Effect.timeout(Duration.millis(Math.max(0, jobsBudgetMs))),
+                Effect.option
+              )
+              if (Option.isNone(drained)) return yield* abandonActive(w, "active jobs did not finish in time")
+              // Every handler has ended; close() also waits for BullMQ to record their results.
+              yield* awaitWithin(() => w.close(), CLOSE_LIMIT).pipe(
+                Effect.catchAll(() =>
+                  Effect.logWarning("worker did not close in time; abandoned").pipe(
+                    Effect.zipRight(abandonActive(w, "worker did not close in time", true))
+                  ))
+              )
             })
           )
       )

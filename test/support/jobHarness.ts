@@ -10,6 +10,7 @@ import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
 import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
 import { AppConfig, type AppConfigShape } from "../../src/services/AppConfig.js"
 import { JobQueues, type JobQueuesShape } from "../../src/services/JobQueues.js"
+import { Lifecycle } from "../../src/services/Lifecycle.js"
 import { Ledger } from "../../src/services/Ledger.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/runtime.js"
@@ -24,22 +25,26 @@ export interface JobHarness {
   /** A plain BullMQ Queue on the same prefix, to look at job states from outside. */
   readonly inspect: (queue: string) => Queue
   readonly logs: () => ReadonlyArray<Record<string, unknown>>
+  /** Exit codes the shutdown cap asked for (it never exits the test process). */
+  readonly forcedExits: () => ReadonlyArray<number>
   readonly close: () => Promise<void>
 }
 
-type HarnessServices = Ledger | JobQueues | SqlClient.SqlClient | AppConfig
+type HarnessServices = Ledger | JobQueues | SqlClient.SqlClient | AppConfig | Lifecycle
 
 /** The job queues and workers for `handlers`, over the real infrastructure, in this process. */
 export const startJobs = async (env: Record<string, string>, handlers: ReadonlyArray<AnyJobHandler>): Promise<JobHarness> => {
   const config = await Effect.runPromise(appConfigFrom(testEnv({ LOG_LEVEL: "info", ...env })))
   const lines: Array<string> = []
+  const forcedExits: Array<number> = []
   const destination = new PassThrough()
   destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
   const layer = makeWorkersLive(handlers).pipe(
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
     Layer.provideMerge(Ledger.Default),
     Layer.provideMerge(InfraLive),
-    Layer.provideMerge(makeLifecycleLive({ processHandlers: false })),
+    // A shutdown cap that fires records its exit code instead of ending the test process.
+    Layer.provideMerge(makeLifecycleLive({ processHandlers: false, exit: (code) => void forcedExits.push(code) })),
     Layer.provideMerge(makeLoggerLive({ destination })),
     Layer.provideMerge(Layer.succeed(AppConfig, config))
   )
@@ -61,10 +66,12 @@ export const startJobs = async (env: Record<string, string>, handlers: ReadonlyA
       return queue
     },
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    forcedExits: () => forcedExits,
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       for (const q of inspectors.values()) await q.close()
-      await connection.quit()
+      // Not QUIT: a test may leave Redis hung behind a proxy.
+      connection.disconnect()
     }
   }
 }
