@@ -122,7 +122,8 @@ describe("detailed health report", () => {
 describe("detailed report rate limit", () => {
   let app: InProcessApp
   beforeAll(async () => {
-    app = await startApp(testEnv({ HEALTH_RATE_LIMIT_PER_MINUTE: "5" }))
+    // The checks get time enough for 8 concurrent reports on a busy 2-core machine: this is about the limit, not the timeouts.
+    app = await startApp(testEnv({ HEALTH_RATE_LIMIT_PER_MINUTE: "5", HEALTH_DETAILED_TIMEOUT: "2 seconds" }))
   })
   afterAll(async () => app?.close())
 
