@@ -515,6 +515,26 @@ const childrenOf = (pid: number) =>
     return found
   })
 
+/** The live service over a shell script standing in for ffmpeg; `body(real)` is the script, `real` the real binary. */
+const ffmpegBehind = (dir: string, body: (real: string) => string) =>
+  Effect.gen(function*() {
+    const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
+    const wrapper = path.join(dir, "ffmpeg")
+    yield* Effect.promise(() => fs.writeFile(wrapper, `#!/bin/sh\n${body(real)}`, { mode: 0o755 }))
+    return yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
+  })
+
+/** Forks a long encode; answers its fiber and the pid of the process `run` started. */
+const forkLongEncode = (ffmpeg: Context.Tag.Service<Ffmpeg>) =>
+  Effect.gen(function*() {
+    const out = yield* ffmpeg.tempDir
+    const pid = yield* Deferred.make<number>()
+    const fiber = yield* Effect.fork(
+      ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
+    )
+    return { fiber, leader: yield* Deferred.await(pid) }
+  })
+
 describe("ffmpeg process groups", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "lumiku-ffmpeg-group-"))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -522,16 +542,8 @@ describe("ffmpeg process groups", () => {
   it.scoped("ffmpeg leads its own process group: interrupting a run kills what ffmpeg started too", () =>
     Effect.gen(function*() {
       // The real ffmpeg run as a child of a shell (not exec'd), standing in for an ffmpeg that starts helpers.
-      const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
-      const wrapper = path.join(dir, "ffmpeg")
-      yield* Effect.promise(() => fs.writeFile(wrapper, `#!/bin/sh\n"${real}" "$@" &\nwait $!\n`, { mode: 0o755 }))
-      const ffmpeg = yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
-      const out = yield* ffmpeg.tempDir
-      const pid = yield* Deferred.make<number>()
-      const fiber = yield* Effect.fork(
-        ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
-      )
-      const leader = yield* Deferred.await(pid)
+      const ffmpeg = yield* ffmpegBehind(dir, (real) => `"${real}" "$@" &\nwait $!\n`)
+      const { fiber, leader } = yield* forkLongEncode(ffmpeg)
       yield* Effect.sleep("500 millis")
       const [child] = yield* childrenOf(leader)
       expect(child).toBeDefined()
@@ -553,19 +565,10 @@ describe("ffmpeg that ignores SIGTERM", () => {
 
   it.scoped("an interrupted run is SIGKILLed after the 1 s grace, even when ffmpeg lingers after SIGTERM", () =>
     Effect.gen(function*() {
-      const real = (yield* Effect.provide(Ffmpeg, FfmpegTest)).info.ffmpegPath!
       // A render that keeps its process alive for 20 s after SIGTERM; startup checks run the real binary.
-      const wrapper = path.join(dir, "ffmpeg")
-      yield* Effect.promise(() =>
-        fs.writeFile(wrapper, `#!/bin/sh\ntrap '' TERM\ncase "$*" in\n  *testsrc*) "${real}" "$@"; sleep 20 ;;\n  *) exec "${real}" "$@" ;;\nesac\n`, { mode: 0o755 })
-      )
-      const ffmpeg = yield* Effect.provide(Ffmpeg, FfmpegLive.pipe(Layer.provide(configWith({ FFMPEG_PATH: wrapper }))))
-      const out = yield* ffmpeg.tempDir
-      const pid = yield* Deferred.make<number>()
-      const fiber = yield* Effect.fork(
-        ffmpeg.run(longEncode(path.join(out, "long.mp4")), { onStart: (p) => Deferred.succeed(pid, p) })
-      )
-      const leader = yield* Deferred.await(pid)
+      const ffmpeg = yield* ffmpegBehind(dir, (real) =>
+        `trap '' TERM\ncase "$*" in\n  *testsrc*) "${real}" "$@"; sleep 20 ;;\n  *) exec "${real}" "$@" ;;\nesac\n`)
+      const { fiber, leader } = yield* forkLongEncode(ffmpeg)
       yield* Effect.sleep("500 millis")
       const started = Date.now()
       yield* Fiber.interrupt(fiber)

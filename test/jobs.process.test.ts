@@ -6,6 +6,7 @@ import { testEnv } from "./support/env.js"
 import { eventually } from "./support/jobHarness.js"
 import { freePort, PrivateRedis } from "./support/redisServer.js"
 import { killAll, spawnServer } from "./support/spawnServer.js"
+import { createFixtureTables, truncateFixtureTables } from "./support/fixtureTables.js"
 
 const db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 })
 const events = async (kind: "start" | "done" | "comp-start" | "comp-done") =>
@@ -22,13 +23,10 @@ const post = (url: string) => fetch(url, { method: "POST" })
 
 describe("workers as processes", () => {
   const connection = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null })
-  beforeAll(async () => {
-    await db.query("CREATE TABLE IF NOT EXISTS fixture_job_events (job_id text NOT NULL, kind text NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-    await db.query("CREATE TABLE IF NOT EXISTS fixture_orders (id text PRIMARY KEY)")
-  })
+  beforeAll(() => createFixtureTables(db))
   afterEach(async () => {
     killAll()
-    await db.query("TRUNCATE fixture_job_events, fixture_orders")
+    await truncateFixtureTables(db)
   })
   afterAll(async () => {
     await connection.quit()

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { testEnv } from "./support/env.js"
 import { eventually } from "./support/jobHarness.js"
 import { killAll, spawnServer } from "./support/spawnServer.js"
+import { createFixtureTables, truncateFixtureTables } from "./support/fixtureTables.js"
 
 /**
  * Shutdown bounds of the real process (test/fixtures/server.ts) with jobs running: at the budget
@@ -62,13 +63,10 @@ const ffmpegWithChild = () => {
 
 describe("shutdown bounds with jobs running (real processes)", () => {
   const connection = new IORedis({ host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null })
-  beforeAll(async () => {
-    await db.query("CREATE TABLE IF NOT EXISTS fixture_job_events (job_id text NOT NULL, kind text NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-    await db.query("CREATE TABLE IF NOT EXISTS fixture_orders (id text PRIMARY KEY)")
-  })
+  beforeAll(() => createFixtureTables(db))
   afterEach(async () => {
     killAll()
-    await db.query("TRUNCATE fixture_job_events, fixture_orders")
+    await truncateFixtureTables(db)
   })
   afterAll(async () => {
     connection.disconnect()
