@@ -12,7 +12,7 @@ import {
   makeCorsPolicy,
   parseOriginEntries,
   parseOriginEntry
-} from "../src/http/cors.js"
+} from "../src/services/CorsPolicy.js"
 import { appConfigFrom } from "../src/layers/AppConfigLive.js"
 import { type InProcessApp, startApp } from "./support/inProcessApp.js"
 import { productionEnv, testEnv } from "./support/env.js"

@@ -1,6 +1,12 @@
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 
+// Raised by the services and defined with them (imports point from http to services, never back);
+// re-exported so every handler finds the whole error vocabulary here.
+export { Conflict, ValidationError } from "../services/DomainError.js"
+export { AccountLocked, Unauthorized } from "../services/auth/AuthError.js"
+export { InsufficientCredits } from "../services/LedgerError.js"
+
 /**
  * Errors that cross the HTTP boundary. Each carries its status; the ErrorEnvelope middleware turns
  * every one of them (and every other failure) into the one error body of this API:
@@ -11,33 +17,6 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()(
   "BadRequest",
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 400 })
-) {}
-
-/** A request that is well-formed but breaks a rule (code VALIDATION_ERROR, like schema failures). */
-export class ValidationError extends Schema.TaggedError<ValidationError>()(
-  "ValidationError",
-  { message: Schema.String, field: Schema.optional(Schema.String) },
-  HttpApiSchema.annotations({ status: 400 })
-) {}
-
-/** Too many failed logins for this email or client address; the lock lifts after retryAfter seconds. */
-export class AccountLocked extends Schema.TaggedError<AccountLocked>()(
-  "AccountLocked",
-  { message: Schema.String, retryAfter: Schema.Number },
-  HttpApiSchema.annotations({ status: 429 })
-) {}
-
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
-  "Unauthorized",
-  { message: Schema.String },
-  HttpApiSchema.annotations({ status: 401 })
-) {}
-
-/** A charge the balance does not cover: `required` credits were asked for, `current` are available. */
-export class InsufficientCredits extends Schema.TaggedError<InsufficientCredits>()(
-  "InsufficientCredits",
-  { message: Schema.String, required: Schema.Number, current: Schema.Number },
-  HttpApiSchema.annotations({ status: 402 })
 ) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()(
@@ -62,12 +41,6 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
   "RateLimited",
   { message: Schema.String, retryAfter: Schema.Number, limit: Schema.Number },
   HttpApiSchema.annotations({ status: 429 })
-) {}
-
-export class Conflict extends Schema.TaggedError<Conflict>()(
-  "Conflict",
-  { message: Schema.String },
-  HttpApiSchema.annotations({ status: 409 })
 ) {}
 
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(

@@ -22,7 +22,7 @@ import {
   parseTokens,
   plainHttpOrigins,
   type WildcardDepth
-} from "../http/cors.js"
+} from "../services/CorsPolicy.js"
 import { parseTrustedProxies } from "../http/clientAddress.js"
 import packageJson from "../../package.json" with { type: "json" }
 

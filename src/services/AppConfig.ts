@@ -1,5 +1,5 @@
 import { Context, Data, type Duration, type Option, type Redacted } from "effect"
-import type { CorsPolicy } from "../http/cors.js"
+import type { CorsPolicy } from "./CorsPolicy.js"
 import type { RetryPolicyConfig } from "./jobs/retryPolicy.js"
 
 export type NodeEnv = "development" | "production" | "test"

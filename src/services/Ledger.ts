@@ -1,9 +1,9 @@
 import { SqlClient, SqlError } from "@effect/sql"
 import { Effect, Metric, Option, Predicate, Schedule, Schema } from "effect"
-import { InsufficientCredits } from "../http/ApiError.js"
 import {
   ChargeNotFound,
   IdempotencyKeyReused,
+  InsufficientCredits,
   InvalidAmount,
   NotRefundable,
   type ReplayMismatch,

@@ -1,4 +1,5 @@
-import { Data } from "effect"
+import { HttpApiSchema } from "@effect/platform"
+import { Data, Schema } from "effect"
 
 /** Amounts are positive safe integers; anything else is refused before a transaction starts. */
 export class InvalidAmount extends Data.TaggedError("InvalidAmount")<{
@@ -50,3 +51,10 @@ export class IdempotencyKeyReused extends Data.TaggedError("IdempotencyKeyReused
     return `idempotency key ${this.key} was already used for a different operation${what}`
   }
 }
+
+/** A charge the balance does not cover: `required` credits were asked for, `current` are available. */
+export class InsufficientCredits extends Schema.TaggedError<InsufficientCredits>()(
+  "InsufficientCredits",
+  { message: Schema.String, required: Schema.Number, current: Schema.Number },
+  HttpApiSchema.annotations({ status: 402 })
+) {}

@@ -1,6 +1,6 @@
 import { type HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Context, Effect } from "effect"
-import { type CorsPolicy, isAllowedOrigin } from "../cors.js"
+import { type CorsPolicy, isAllowedOrigin } from "../../services/CorsPolicy.js"
 
 const addVaryOrigin = (vary: string | undefined): string => {
   if (vary === undefined || vary === "") return "Origin"

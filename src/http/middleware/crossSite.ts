@@ -1,6 +1,6 @@
 import { Headers, type HttpApp, HttpServerRequest } from "@effect/platform"
 import { Context, Effect } from "effect"
-import { type CorsPolicy, isAllowedOrigin } from "../cors.js"
+import { type CorsPolicy, isAllowedOrigin } from "../../services/CorsPolicy.js"
 import { inspectJson } from "../jsonBody.js"
 import type { JsonRoutes } from "../jsonRoutes.js"
 import { jsonMediaType } from "../mediaType.js"
