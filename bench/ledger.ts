@@ -3,10 +3,10 @@ import { availableParallelism } from "node:os"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Metric } from "effect"
 import pg from "pg"
-import { appConfigFrom } from "../src/layers/AppConfigLive.js"
-import { DatabaseLive } from "../src/layers/DatabaseLive.js"
-import { AppConfig } from "../src/services/AppConfig.js"
-import { Ledger, serializationRetries } from "../src/services/Ledger.js"
+import { appConfigFrom } from "../src/layers/platform/AppConfigLive.js"
+import { DatabaseLive } from "../src/layers/platform/DatabaseLive.js"
+import { AppConfig } from "../src/services/platform/AppConfig.js"
+import { Ledger, serializationRetries } from "../src/services/credits/Ledger.js"
 
 /**
  * npm run bench:ledger: `Ledger.debit` of 1 credit, each with a fresh idempotency key, from

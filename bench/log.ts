@@ -1,8 +1,8 @@
 import { Writable } from "node:stream"
 import { Cause, FiberId, FiberRefs, HashMap, List, LogLevel } from "effect"
 import pino from "pino"
-import { makePinoLogger, pinoOptions } from "../src/layers/LoggerLive.js"
-import { makeRedactor } from "../src/layers/redact.js"
+import { makePinoLogger, pinoOptions } from "../src/layers/platform/LoggerLive.js"
+import { makeRedactor } from "../src/services/platform/redact.js"
 
 /**
  * npm run bench:log: the cost of one log line on the request path. For BENCH_LINES lines (200 000)

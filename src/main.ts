@@ -1,4 +1,4 @@
-import { AppLive } from "./layers/AppLive.js"
+import { AppLive } from "./AppLive.js"
 import { runMain } from "./runMain.js"
 
 runMain(AppLive)

@@ -1,9 +1,9 @@
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Either } from "effect"
 import pino from "pino"
-import { AppConfigLive } from "./layers/AppConfigLive.js"
-import { PgLive, runMigrations } from "./layers/DatabaseLive.js"
-import { LoggerLive } from "./layers/LoggerLive.js"
+import { AppConfigLive } from "./layers/platform/AppConfigLive.js"
+import { PgLive, runMigrations } from "./layers/platform/DatabaseLive.js"
+import { LoggerLive } from "./layers/platform/LoggerLive.js"
 
 /** `npm run migrate`: applies pending migrations under the advisory lock, then exits. */
 const program = runMigrations().pipe(

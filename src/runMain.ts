@@ -1,11 +1,11 @@
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Either, Exit, Layer } from "effect"
 import pino from "pino"
-import { loadAppConfig } from "./layers/AppConfigLive.js"
-import { makeLifecycleLive } from "./layers/LifecycleLive.js"
-import { LoggerLive } from "./layers/LoggerLive.js"
-import { AppConfig, type AppConfigShape } from "./services/AppConfig.js"
-import { Lifecycle } from "./services/Lifecycle.js"
+import { loadAppConfig } from "./layers/platform/AppConfigLive.js"
+import { makeLifecycleLive } from "./layers/platform/LifecycleLive.js"
+import { LoggerLive } from "./layers/platform/LoggerLive.js"
+import { AppConfig, type AppConfigShape } from "./services/platform/AppConfig.js"
+import { Lifecycle } from "./services/platform/Lifecycle.js"
 
 /**
  * Runs the app until shutdown is requested, then releases it. Layers are released in reverse

@@ -1,8 +1,8 @@
 import { HttpApi, OpenApi } from "@effect/platform"
-import { AdminApi } from "./admin/AdminApi.js"
-import { AuthApi } from "./auth/AuthApi.js"
+import { AdminApi } from "./jobs/AdminApi.js"
+import { AuthApi } from "./accounts/AuthApi.js"
 import { CreditsApi } from "./credits/CreditsApi.js"
-import { HealthApi } from "./health/HealthApi.js"
+import { HealthApi } from "./platform/HealthApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")

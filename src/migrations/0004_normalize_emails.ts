@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { normalizeEmail } from "../services/auth/email.js"
+import { normalizeEmail } from "../services/accounts/email.js"
 
 /**
  * Brings stored emails to the form sign-in now compares (services/auth/email.ts: NFKC, lower

@@ -1,5 +1,5 @@
 import type { AnyJobDefinition } from "../services/jobs/JobDefinition.js"
-import type { AnyJobHandler } from "./runtime.js"
+import type { AnyJobHandler } from "./jobs/runtime.js"
 
 /**
  * Every job kind the platform runs: each app adds its handler here (its definition comes with it).

@@ -1,12 +1,12 @@
 import { PassThrough } from "node:stream"
 import { HttpServer } from "@effect/platform"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { type AppOptions, makeAppLive } from "../../src/layers/AppLive.js"
-import { appConfigFrom } from "../../src/layers/AppConfigLive.js"
-import { makeLifecycleLive } from "../../src/layers/LifecycleLive.js"
-import { makeLoggerLive } from "../../src/layers/LoggerLive.js"
-import { AppConfig, type AppConfigShape } from "../../src/services/AppConfig.js"
-import { Lifecycle, type LifecycleShape } from "../../src/services/Lifecycle.js"
+import { type AppOptions, makeAppLive } from "../../src/AppLive.js"
+import { appConfigFrom } from "../../src/layers/platform/AppConfigLive.js"
+import { makeLifecycleLive } from "../../src/layers/platform/LifecycleLive.js"
+import { makeLoggerLive } from "../../src/layers/platform/LoggerLive.js"
+import { AppConfig, type AppConfigShape } from "../../src/services/platform/AppConfig.js"
+import { Lifecycle, type LifecycleShape } from "../../src/services/platform/Lifecycle.js"
 
 /** Everything the in-process app's layer provides (JobQueues, Redis, AppConfig, ...). */
 export type InProcessServices = Layer.Layer.Success<ReturnType<typeof inProcessLayer>>

@@ -1,7 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { RateLimited, ServiceUnavailable } from "../ApiError.js"
-import { Authentication } from "../auth/Authentication.js"
+import { RateLimited, ServiceUnavailable } from "../platform/ApiError.js"
+import { Authentication } from "../accounts/Authentication.js"
 
 export const HistoryItem = Schema.Struct({
   id: Schema.String,

@@ -1,7 +1,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { CurrentUser } from "../../services/CurrentUser.js"
-import { Ledger } from "../../services/Ledger.js"
+import { CurrentUser } from "../../services/accounts/CurrentUser.js"
+import { Ledger } from "../../services/credits/Ledger.js"
 import { Api } from "../Api.js"
 
 export const CreditsHandlers = HttpApiBuilder.group(Api, "credits", (handlers) =>

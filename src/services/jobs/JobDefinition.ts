@@ -1,4 +1,15 @@
 import type { Duration, Schema } from "effect"
+import type { SqlClient } from "@effect/sql"
+import type { Ledger } from "../credits/Ledger.js"
+import type { AppConfig } from "../platform/AppConfig.js"
+import type { Ffmpeg } from "../platform/Ffmpeg.js"
+import type { Redis } from "../platform/Redis.js"
+import type { Storage } from "../platform/Storage.js"
+import type { JobQueues } from "./JobQueues.js"
+import { queueNameProblem } from "./queueNames.js"
+
+/** What the app layer provides to job handlers and to routes added beside the API (tests' extra routes). */
+export type AppServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger
 
 /**
  * A kind of job: its queue, the Schema of its payload (encoded on enqueue, decoded in the worker),
@@ -17,20 +28,8 @@ export interface JobDefinition<P = unknown, I = unknown> {
 // `any`: a registry holds definitions of every payload type; each use site is typed by its own definition.
 export type AnyJobDefinition = JobDefinition<any, any>
 
-/** Suffixes of the queues the job system derives from each queue (dead letters, compensation tasks). */
-export const RESERVED_QUEUE_SUFFIXES: ReadonlyArray<string> = ["-dlq", "-compensate"]
-
-/** The reserved suffix a queue name ends in, if any. */
-export const reservedQueueSuffix = (queue: string): string | undefined =>
-  RESERVED_QUEUE_SUFFIXES.find((suffix) => queue.toLowerCase().endsWith(suffix))
-
 export const defineJob = <P, I>(definition: JobDefinition<P, I>): JobDefinition<P, I> => {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(definition.queue)) {
-    throw new Error(`job queue name "${definition.queue}" must be 1-64 letters, digits, '-' or '_'`)
-  }
-  const reserved = reservedQueueSuffix(definition.queue)
-  if (reserved !== undefined) {
-    throw new Error(`job queue name "${definition.queue}" must not end in "${reserved}": the job system derives such queues from each queue`)
-  }
+  const problem = queueNameProblem(definition.queue)
+  if (problem !== undefined) throw new Error(problem)
   return definition
 }

@@ -1,0 +1,54 @@
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { AppConfig } from "./services/platform/AppConfig.js"
+import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
+import { Auth } from "./services/accounts/Auth.js"
+import { Health } from "./services/platform/Health.js"
+import { Ledger } from "./services/credits/Ledger.js"
+import { jobDefinitions, jobHandlers } from "./workers/registry.js"
+import type { AnyJobHandler } from "./workers/jobs/runtime.js"
+import { makeWorkersLive } from "./workers/jobs/WorkersLive.js"
+import { DatabaseLive } from "./layers/platform/DatabaseLive.js"
+import { FfmpegLive } from "./layers/platform/FfmpegLive.js"
+import { type HttpOptions, makeHttpLive } from "./http/HttpLive.js"
+import { makeJobQueuesLive } from "./layers/jobs/JobQueuesLive.js"
+import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
+import { RedisLive } from "./layers/platform/RedisLive.js"
+import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
+
+/**
+ * Infrastructure in a line, so it is acquired in this order and released in the reverse:
+ * Redis, then Postgres (migrated), then storage and ffmpeg.
+ */
+export const InfraLive = Layer.mergeAll(StorageLocalLive, FfmpegLive).pipe(
+  Layer.provideMerge(DatabaseLive),
+  Layer.provideMerge(RedisLive),
+  Layer.provideMerge(NodeContext.layer)
+)
+
+export interface AppOptions extends HttpOptions {
+  /** The job kinds this process knows; the registry's by default (tests bring their own). */
+  readonly jobHandlers?: ReadonlyArray<AnyJobHandler>
+}
+
+/**
+ * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
+ * job workers, over the job queues and the infrastructure. HTTP and workers drain side by side at
+ * shutdown; the queues and then the infrastructure are released after both.
+ */
+export const makeAppLive = (options: AppOptions = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(AppConfig, (config) => {
+      const handlers = options.jobHandlers ?? jobHandlers
+      const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
+      return Layer.mergeAll(makeHttpLive(options), workers).pipe(
+        Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, Auth.Default)),
+        Layer.provideMerge(Ledger.Default),
+        Layer.provideMerge(RateLimiterRedis),
+        Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+        Layer.provideMerge(InfraLive)
+      )
+    })
+  )
+
+export const AppLive = makeAppLive()

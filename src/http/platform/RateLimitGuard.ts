@@ -1,0 +1,92 @@
+import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Duration, Effect, Metric, Option } from "effect"
+import { makeLocalRateLimiter } from "../../services/platform/localRateLimiter.js"
+import { AppConfig } from "../../services/platform/AppConfig.js"
+import { RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
+import { RateLimited, ServiceUnavailable } from "./ApiError.js"
+import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
+import { rateLimitHeaders, retryAfterSeconds } from "./rateLimitHeaders.js"
+
+/**
+ * What a route does when the limiter's store (Redis) cannot answer: `local` applies the same policy
+ * in this process (so at most replicas x limit pass); `closed` refuses with 503, for routes that
+ * grant credits or start paid work (register, payments, generation, uploads).
+ */
+export type StoreFailureMode = "local" | "closed"
+
+/** The presets of the original system; each can be overridden, see rateLimitPolicies in AppConfigLive. */
+export type PolicyName = "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment"
+
+/**
+ * Each policy's mode when Redis cannot answer, so a route cannot forget it: closed for the policies
+ * that grant credits (register) or start paid or expensive work (generation, preset use, uploads,
+ * payments); the in-process limiter for the rest.
+ */
+export const STORE_FAILURE_MODE: Readonly<Record<PolicyName, StoreFailureMode>> = {
+  health: "local",
+  login: "local",
+  general: "local",
+  projectCreate: "local",
+  register: "closed",
+  ai: "closed",
+  preset: "closed",
+  upload: "closed",
+  payment: "closed"
+}
+
+/** A limiter call never holds a request longer than this; past it the store counts as failed. */
+const STORE_BUDGET = Duration.millis(150)
+
+export { rateLimitStoreFailures }
+
+/**
+ * Applies rate limits from handlers and middleware: keys by user id or by client address (via
+ * TRUSTED_PROXIES only), sets RateLimit-* and X-RateLimit-* on the response, fails with 429 and
+ * Retry-After when over, and when Redis cannot answer either decides with an in-process limiter
+ * of the same policy or refuses with 503 (see StoreFailureMode). Both are logged and counted.
+ */
+export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLimitGuard", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    const limiter = yield* RateLimiter
+    const resolver = makeClientAddressResolver(config.http.trustedProxies)
+    const policies = config.rateLimits
+    const local = makeLocalRateLimiter()
+
+    const clientAddress = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+      resolver.resolve(Option.getOrUndefined(request.remoteAddress), request.headers["x-forwarded-for"]) ?? "unknown-peer")
+
+    /** `onStoreFailure` overrides the policy's STORE_FAILURE_MODE (a test, or a route stricter than its policy). */
+    const enforce = Effect.fn("RateLimitGuard.enforce")(function*(
+      name: PolicyName,
+      key: string,
+      onStoreFailure: StoreFailureMode = STORE_FAILURE_MODE[name]
+    ) {
+      const limit = policies[name]
+      const policy: RateLimitPolicy = { name, limit: limit.limit, windowMs: Duration.toMillis(limit.window) }
+      const shared = yield* limiter.consume(policy, key).pipe(Effect.timeout(STORE_BUDGET), Effect.either)
+      if (shared._tag === "Left") {
+        yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", onStoreFailure), "policy", name), 1)
+        yield* Effect.logWarning(
+          onStoreFailure === "closed" ? "rate limiter unavailable; failing closed" : "rate limiter unavailable; limiting in this process",
+          { policy: name, error: shared.left._tag }
+        )
+        if (onStoreFailure === "closed") {
+          return yield* new ServiceUnavailable({ message: "This service is briefly unavailable; try again shortly" })
+        }
+      }
+      const decision = shared._tag === "Right" ? shared.right : yield* local.consume(policy, key)
+      const headers = rateLimitHeaders(decision)
+      yield* HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
+      if (!decision.allowed) {
+        return yield* new RateLimited({
+          message: "Too many requests; try again later",
+          retryAfter: retryAfterSeconds(decision),
+          limit: decision.limit
+        })
+      }
+    })
+
+    return { clientAddress, enforce }
+  })
+}) {}

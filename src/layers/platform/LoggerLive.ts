@@ -1,0 +1,242 @@
+import type { Writable } from "node:stream"
+import { Cause, Context, Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
+import pino from "pino"
+import pinoPretty from "pino-pretty"
+import { AppConfig, type AppConfigShape, type LogFormat, type LogLevelName } from "../../services/platform/AppConfig.js"
+import { makeRedactor, type Redactor, typeName } from "../../services/platform/redact.js"
+
+const effectToPino = (level: LogLevel.LogLevel): pino.Level => {
+  switch (level._tag) {
+    case "All":
+    case "Trace":
+      return "trace"
+    case "Debug":
+      return "debug"
+    case "Info":
+      return "info"
+    case "Warning":
+      return "warn"
+    case "Error":
+      return "error"
+    default:
+      return "fatal"
+  }
+}
+
+export const minimumLevel = (name: LogLevelName): LogLevel.LogLevel => {
+  switch (name) {
+    case "trace":
+      return LogLevel.Trace
+    case "debug":
+      return LogLevel.Debug
+    case "info":
+      return LogLevel.Info
+    case "warn":
+      return LogLevel.Warning
+    case "error":
+      return LogLevel.Error
+    case "fatal":
+      return LogLevel.Fatal
+    case "silent":
+      return LogLevel.None
+  }
+}
+
+/**
+ * Builds one pino line from an Effect log call: string parts become `msg`, object parts and
+ * annotations become fields, spans become `spans.<label>` durations, a cause becomes `err` (its
+ * rendering) and `errType` (the classes of its failures and defects).
+ */
+export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
+  Logger.make<unknown, void>(({ annotations, cause, date, logLevel, message, spans }) => {
+    const fields: Record<string, unknown> = {}
+    const parts: Array<string> = []
+    for (const part of Array.isArray(message) ? message : [message]) {
+      if (typeof part === "string") parts.push(part)
+      else if (part instanceof Error) fields["err"] = part
+      else if (typeof part === "object" && part !== null) Object.assign(fields, part)
+      else if (part !== undefined) parts.push(String(part))
+    }
+    for (const [key, value] of HashMap.toEntries(annotations)) fields[key] = value
+    if (List.isCons(spans)) {
+      const now = date.getTime()
+      const durations: Record<string, number> = {}
+      for (const span of spans) durations[span.label] = now - span.startTime
+      fields["spans"] = durations
+    }
+    if (!Cause.isEmpty(cause)) {
+      fields["err"] = Cause.pretty(cause, { renderErrorCause: true })
+      // The rendering names an Error subclass by its `name`, often just "Error": keep the classes.
+      const types = [...Cause.failures(cause), ...Cause.defects(cause)].map(typeName)
+      if (types.length > 0) fields["errType"] = types.join(", ")
+    }
+    log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
+  })
+
+/** The keys pino writes itself; a logged field of the same name would be a second, winning copy. */
+const OWN_KEYS = ["level", "time", "msg", "service", "env", "pid"] as const
+
+/**
+ * A logged object's fields that collide with the line's own keys are renamed with a leading `_`
+ * (`{ level: "fatal" }` becomes `_level`), so data cannot change a line's level, time or message.
+ */
+export const guardOwnKeys = (fields: Record<string, unknown>): Record<string, unknown> => {
+  if (!OWN_KEYS.some((key) => key in fields)) return fields
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    out[(OWN_KEYS as ReadonlyArray<string>).includes(key) ? `_${key}` : key] = value
+  }
+  return out
+}
+
+/** Control characters (newlines, ANSI escapes), written as escapes; `keepNewlines` for stacks. */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/
+const CONTROLS = new RegExp(CONTROL.source, "g")
+const CONTROLS_BUT_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g
+const escapeChar = (c: string) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+export const escapeControl = (text: string, keepNewlines = false): string =>
+  CONTROL.test(text) ? text.replace(keepNewlines ? CONTROLS_BUT_NEWLINE : CONTROLS, escapeChar) : text
+
+/**
+ * What pino-pretty prints raw, made printable: it JSON-quotes values but prints the message, keys
+ * and error stacks as they are, so a newline there would start what looks like a new line (stacks
+ * keep their newlines: pino-pretty indents every stack line).
+ */
+const printable = (value: unknown, depth = 0): unknown => {
+  if (typeof value !== "object" || value === null || depth > 16) return value
+  if (Array.isArray(value)) return value.map((item) => printable(item, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    out[escapeControl(key)] = key === "stack" && typeof item === "string" ? escapeControl(item, true) : printable(item, depth + 1)
+  }
+  return out
+}
+
+/**
+ * The options every pino instance of the app shares. `formatters.log` guards the line's own keys
+ * (this covers direct pino calls such as the crash handlers' too) and, in pretty mode, makes keys
+ * and stacks printable; the `err` serializer is the identity because fields arrive already
+ * redacted, and pino's own would rewrite a redacted error's `type` to "Object".
+ */
+export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat = "json"): pino.LoggerOptions => ({
+  level,
+  base: { service: "lumiku-backend", env, pid: process.pid },
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { log: format === "pretty" ? (fields) => guardOwnKeys(printable(fields) as Record<string, unknown>) : guardOwnKeys },
+  serializers: { err: (value: unknown) => value }
+})
+
+// Within the 500 ms the shutdown cap keeps free for it (services/Lifecycle.ts): the cap's own timer is
+// gone by the time the logger, the outermost layer, is released.
+const FLUSH_LIMIT_MS = 250
+const SYNC_FLUSH_LIMIT_MS = 200
+
+export interface LoggerOptions {
+  /** Where lines go (JSON or pretty, as configured); stdout by default. Tests pass a stream to capture them. */
+  readonly destination?: Writable
+}
+
+const makePino = (config: AppConfigShape, options: LoggerOptions) => {
+  const shared = pinoOptions(config.log.level, config.env, config.log.format)
+  if (config.log.format === "pretty") {
+    const pretty = pinoPretty({
+      sync: true,
+      colorize: options.destination === undefined && process.stdout.isTTY,
+      translateTime: "HH:MM:ss.l",
+      ignore: "pid,hostname,service,env",
+      // Field values are printed JSON-quoted and stacks indented; the message is printed raw, so a
+      // newline in it would start what looks like a new line.
+      messageFormat: (line, key) => escapeControl(String(line[key] ?? "")),
+      ...(options.destination !== undefined ? { destination: options.destination } : {})
+    })
+    return { log: pino(shared, pretty), flush: (_limitMs: number) => Promise.resolve() }
+  }
+  if (options.destination !== undefined) {
+    return { log: pino(shared, options.destination), flush: (_limitMs: number) => Promise.resolve() }
+  }
+  // Lines are batched (one write per 4 KiB instead of one per line, which showed as the largest
+  // single cost under load) and flushed at least every 100 ms, so a quiet process still logs promptly.
+  // pino writes fatal lines (and pending lines at process exit) with flushSync, which retries EAGAIN
+  // forever when nobody reads stdout, blocking the thread: bounded here, the rest is dropped.
+  let syncDeadline: number | undefined
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 4096,
+    retryEAGAIN: () => syncDeadline === undefined || Date.now() < syncDeadline
+  })
+  const flushSync = destination.flushSync.bind(destination)
+  destination.flushSync = () => {
+    syncDeadline = Date.now() + SYNC_FLUSH_LIMIT_MS
+    try {
+      flushSync()
+    } catch {
+      // stdout is full or gone: what is left is dropped rather than block the process
+    } finally {
+      syncDeadline = undefined
+    }
+  }
+  const timer = setInterval(() => {
+    try {
+      destination.flush()
+    } catch {
+      // stdout is gone (the process is ending); there is nowhere left to write
+    }
+  }, 100)
+  timer.unref()
+  return {
+    log: pino(shared, destination),
+    // Asynchronous and bounded: the event loop (and the shutdown cap's timer) keeps running while
+    // stdout drains. What is still buffered at the limit gets one more bounded try from pino's
+    // flushSync in the process' "exit" event, then is dropped.
+    flush: (limitMs: number) =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer)
+        const giveUp = setTimeout(resolve, limitMs)
+        const done = () => {
+          clearTimeout(giveUp)
+          resolve()
+        }
+        try {
+          destination.flush(done)
+        } catch {
+          done() // stdout already closed: there is nothing left to save
+        }
+      })
+  }
+}
+
+/** The process-wide logger handle, for the few places outside the Effect runtime (crash handlers). */
+export class PinoHandle extends Context.Tag("app/PinoHandle")<PinoHandle, {
+  readonly log: pino.Logger
+  readonly redactor: Redactor
+  /** Writes what is buffered, for at most `limitMs`; the rest is dropped (a stdout nobody reads never drains). */
+  readonly flush: (limitMs: number) => Promise<void>
+}>() {}
+
+/**
+ * pino as the Effect logger, with deep redaction of secret keys, of every secret config value and
+ * of secrets recognisable by shape inside strings (see redact.ts).
+ * Owns the pino destination: buffered lines are flushed when the layer is released, which is
+ * last in the shutdown sequence (it is the outermost layer after the config), waiting at most 250 ms
+ * (a real bound: a stdout nobody reads does not hold the exit).
+ */
+export const makeLoggerLive = (options: LoggerOptions = {}) =>
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const redactor = makeRedactor(config.secretValues)
+      const { flush, log } = yield* Effect.acquireRelease(
+        Effect.sync(() => makePino(config, options)),
+        ({ flush }) => Effect.promise(() => flush(FLUSH_LIMIT_MS))
+      )
+      return Layer.mergeAll(
+        Logger.replace(Logger.defaultLogger, makePinoLogger(log, redactor)),
+        Logger.minimumLogLevel(minimumLevel(config.log.level)),
+        Layer.succeed(PinoHandle, { log, redactor, flush })
+      )
+    })
+  )
+
+export const LoggerLive = makeLoggerLive()
+

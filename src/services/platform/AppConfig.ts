@@ -1,0 +1,123 @@
+import { Context, Data, type Duration, type Option, type Redacted } from "effect"
+import type { CorsPolicy } from "./CorsPolicy.js"
+import type { RetryPolicyConfig } from "../jobs/retryPolicy.js"
+
+export type NodeEnv = "development" | "production" | "test"
+export type Role = "all" | "api" | "worker"
+export type LogFormat = "json" | "pretty"
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent"
+
+export interface AppConfigShape {
+  readonly env: NodeEnv
+  readonly role: Role
+  readonly version: string
+  readonly http: {
+    readonly host: string
+    readonly port: number
+    readonly bodyLimitBytes: number
+    /** Proxy addresses or CIDRs whose X-Forwarded-For hop is believed. */
+    readonly trustedProxies: ReadonlyArray<string>
+  }
+  readonly shutdown: {
+    readonly drainDelay: Duration.Duration
+    readonly timeout: Duration.Duration
+  }
+  readonly log: {
+    readonly level: LogLevelName
+    readonly format: LogFormat
+  }
+  readonly database: {
+    readonly url: Redacted.Redacted<string>
+    readonly poolSize: number
+    readonly connectTimeout: Duration.Duration
+    readonly statementTimeout: Duration.Duration
+    /** Development only: create the database when it does not exist. */
+    readonly createIfMissing: boolean
+  }
+  readonly redis: {
+    readonly host: string
+    readonly port: number
+    readonly username: Option.Option<string>
+    readonly password: Option.Option<Redacted.Redacted<string>>
+    readonly db: number
+    readonly keyPrefix: string
+    readonly commandTimeout: Duration.Duration
+  }
+  readonly storage: {
+    readonly dir: string
+  }
+  readonly ffmpeg: {
+    readonly ffmpegPath: Option.Option<string>
+    readonly ffprobePath: Option.Option<string>
+    /** FFMPEG_BUNDLED: fall back to the npm-bundled builds when neither variable nor PATH has a binary. */
+    readonly bundled: boolean
+    readonly timeout: Duration.Duration
+  }
+  readonly auth: {
+    readonly jwtSecret: Redacted.Redacted<string>
+    /** True when no JWT_SECRET was set and one was generated for this process. */
+    readonly jwtSecretGenerated: boolean
+    /** Lifetime of an access token (the web app keeps one token and has no refresh flow). */
+    readonly tokenTtl: Duration.Duration
+    /** Lifetime of a session and of its rotating refresh token. */
+    readonly sessionTtl: Duration.Duration
+    /** Failed logins per email (and per client address) within the window before login is locked. */
+    readonly lockout: {
+      readonly maxFailuresPerEmail: number
+      readonly maxFailuresPerAddress: number
+      readonly window: Duration.Duration
+    }
+  }
+  readonly duitku: {
+    readonly merchantCode: Option.Option<Redacted.Redacted<string>>
+    readonly apiKey: Option.Option<Redacted.Redacted<string>>
+    readonly callbackUrl: Option.Option<string>
+    readonly returnUrl: Option.Option<string>
+  }
+  readonly cors: {
+    /** CORS_ORIGIN entries in canonical form. */
+    readonly origins: ReadonlyArray<string>
+    /** Built from CORS_ORIGIN, CORS_WILDCARD_DEPTH, CORS_METHODS and CORS_HEADERS. */
+    readonly policy: CorsPolicy
+  }
+  /** Per-policy limits (see http/RateLimitGuard.ts), from RATE_LIMIT_<POLICY>="<n> per <duration>". */
+  readonly rateLimits: Readonly<Record<
+    "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment",
+    { readonly limit: number; readonly window: Duration.Duration }
+  >>
+  readonly health: {
+    readonly checkTimeout: Duration.Duration
+    readonly detailedTimeout: Duration.Duration
+    readonly readinessCacheTtl: Duration.Duration
+    readonly rateLimitPerMinute: number
+    readonly memoryLimitBytes: number
+  }
+  readonly jobs: RetryPolicyConfig & {
+    readonly stalledInterval: Duration.Duration
+    readonly lockDuration: Duration.Duration
+    readonly keepCompleted: { readonly count: number; readonly age: Duration.Duration }
+    readonly keepFailed: { readonly count: number; readonly age: Duration.Duration }
+    /** A compensation's own time limit per run, and how many runs it gets (retried with the transient backoff). */
+    readonly compensation: { readonly timeout: Duration.Duration; readonly attempts: number }
+    /** Per-queue worker concurrency overrides, from JOB_CONCURRENCY="queue=n,...". */
+    readonly concurrency: Readonly<Record<string, number>>
+  }
+  readonly admin: {
+    /** Bearer token of the admin API; the admin API answers 401 to everything without one. */
+    readonly token: Option.Option<Redacted.Redacted<string>>
+  }
+  /** Every secret value of this configuration, for log redaction. */
+  readonly secretValues: ReadonlyArray<string>
+}
+
+export class AppConfig extends Context.Tag("app/AppConfig")<AppConfig, AppConfigShape>() {}
+
+/** The configuration cannot be used: every problem found, each naming its variable (never a secret's value). */
+export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{
+  readonly problems: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `Invalid configuration (${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}):\n` +
+      this.problems.map((p) => `  - ${p}`).join("\n")
+  }
+}

@@ -1,0 +1,185 @@
+import { access, constants } from "node:fs/promises"
+import { getHeapStatistics } from "node:v8"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect } from "effect"
+import { AppConfig } from "./AppConfig.js"
+import { Ffmpeg } from "./Ffmpeg.js"
+import { JobQueues } from "../jobs/JobQueues.js"
+import { Lifecycle } from "./Lifecycle.js"
+import { Redis } from "./Redis.js"
+import { Storage } from "./Storage.js"
+
+export interface CheckResult {
+  readonly status: "up" | "down"
+  readonly latencyMs: number
+  /** A short, client-safe reason (a timeout, an error code); never an internal message. */
+  readonly error?: string
+  readonly [detail: string]: unknown
+}
+
+export interface ReadinessReport {
+  readonly ready: boolean
+  readonly reason?: "shutting_down" | "dependency_down"
+  readonly checks: Record<string, CheckResult>
+}
+
+export interface DetailedReport {
+  readonly healthy: boolean
+  /** Everything, for an administrator: versions, environment, memory, ffmpeg and queue details. */
+  readonly body: Record<string, unknown>
+  /** What anyone may see: the status, each check's status, latency and client-safe error, and the time. */
+  readonly publicBody: Record<string, unknown>
+}
+
+/** A check without its details (versions, paths, queue counts): only status, latency and a client-safe error. */
+const publicCheck = (check: CheckResult): CheckResult => ({
+  status: check.status,
+  latencyMs: check.latencyMs,
+  ...(check.error === undefined ? {} : { error: check.error })
+})
+
+const reasonOf = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    if ("_tag" in error && error._tag === "TimeoutException") return "timeout"
+    const cause = "cause" in error ? (error as { cause: unknown }).cause : undefined
+    for (const candidate of [error, cause]) {
+      if (typeof candidate === "object" && candidate !== null && "code" in candidate) {
+        const code = (candidate as { code: unknown }).code
+        if (typeof code === "string" && /^[A-Z0-9_]{2,40}$/.test(code)) return code
+      }
+    }
+  }
+  return "unavailable"
+}
+
+/** Runs one check under a timeout; failures become `down` with a client-safe reason. */
+const timed = <A extends Record<string, unknown>, E, R>(
+  check: Effect.Effect<A, E, R>,
+  timeout: Duration.Duration
+): Effect.Effect<CheckResult, never, R> =>
+  Effect.suspend(() => {
+    const start = performance.now()
+    const latency = () => Math.round((performance.now() - start) * 100) / 100
+    return check.pipe(
+      // A timed-out check is abandoned at once; its cleanup (a Postgres cancel, say) may itself
+      // hang, and must not hold the probe's answer.
+      Effect.disconnect,
+      Effect.timeout(timeout),
+      Effect.match({
+        onFailure: (error): CheckResult => ({ status: "down", latencyMs: latency(), error: reasonOf(error) }),
+        onSuccess: (details): CheckResult => ({ status: "up", latencyMs: latency(), ...details })
+      })
+    )
+  })
+
+/**
+ * Dependency checks for the probes. Readiness covers what this process cannot serve without
+ * (Postgres, Redis) and is cached briefly; the detailed report adds storage, ffmpeg and memory.
+ */
+export class Health extends Effect.Service<Health>()("app/Health", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    const lifecycle = yield* Lifecycle
+    const sql = yield* SqlClient.SqlClient
+    const redis = yield* Redis
+    const storage = yield* Storage
+    const ffmpeg = yield* Ffmpeg
+    const jobQueues = yield* Effect.serviceOption(JobQueues)
+    const startedAt = Date.now()
+
+    const database = sql`SELECT 1`.pipe(Effect.as({}))
+    const { info } = ffmpeg
+    /**
+     * The binaries are still there and executable. ffprobe is needed by every role; ffmpeg is absent only with
+     * ROLE=api, which does not need it: that is reported, not counted as down. Missing capabilities are listed
+     * without making the report unhealthy (the service runs; only jobs needing them are refused), so an old
+     * build shows in the report and the startup warning without paging anyone.
+     */
+    const ffmpegCheck = Effect.tryPromise(async () => {
+      await access(info.ffprobePath, constants.X_OK)
+      if (info.ffmpegPath !== undefined) await access(info.ffmpegPath, constants.X_OK)
+    }).pipe(Effect.as({
+      ...(info.ffmpegPath === undefined
+        ? { available: false, note: `ffmpeg is not available for ROLE=${config.role} (only ffprobe is needed); rendering is refused` }
+        : { available: true, version: info.ffmpegVersion, source: info.ffmpegSource, path: info.ffmpegPath, missing: info.missing }),
+      ffprobe: { version: info.ffprobeVersion, source: info.ffprobeSource, path: info.ffprobePath }
+    }))
+    const redisPing = redis.ping.pipe(Effect.as({}))
+
+    const dependencies = (timeout: Duration.Duration) =>
+      Effect.all({ database: timed(database, timeout), redis: timed(redisPing, timeout) }, { concurrency: "unbounded" })
+
+    const readinessChecks = yield* Effect.cachedWithTTL(
+      dependencies(config.health.checkTimeout),
+      config.health.readinessCacheTtl
+    )
+
+    const memory = () => {
+      const usage = process.memoryUsage()
+      const heapLimit = getHeapStatistics().heap_size_limit
+      const limit = config.health.memoryLimitBytes
+      const rssPercent = Math.round((usage.rss / limit) * 1000) / 10
+      const heapPercent = Math.round((usage.heapUsed / heapLimit) * 1000) / 10
+      return {
+        status: rssPercent >= 90 || heapPercent >= 90 ? "warning" : "ok",
+        rssBytes: usage.rss,
+        limitBytes: limit,
+        rssPercent,
+        heapUsedBytes: usage.heapUsed,
+        heapLimitBytes: heapLimit,
+        heapPercent
+      }
+    }
+
+    // Untraced: the probe is hit constantly, and its span cost more than the cached check itself.
+    const readiness = Effect.fnUntraced(function*() {
+      if (lifecycle.phase() === "draining") {
+        return { ready: false, reason: "shutting_down", checks: {} } satisfies ReadinessReport
+      }
+      const checks = yield* readinessChecks
+      const ready = checks.database.status === "up" && checks.redis.status === "up"
+      return (ready ? { ready, checks } : { ready, reason: "dependency_down", checks }) satisfies ReadinessReport
+    })
+
+    const detailed = Effect.fn("Health.detailed")(function*() {
+      const start = performance.now()
+      const timeout = config.health.detailedTimeout
+      const checks = yield* Effect.all(
+        {
+          database: timed(database, timeout),
+          redis: timed(redisPing, timeout),
+          storage: timed(storage.healthCheck.pipe(Effect.as({})), timeout),
+          ffmpeg: timed(ffmpegCheck, timeout),
+          ...(jobQueues._tag === "Some" && jobQueues.value.queueNames.length > 0
+            ? { queues: timed(jobQueues.value.counts.pipe(Effect.map((counts) => ({ counts }))), timeout) }
+            : {})
+        },
+        { concurrency: "unbounded" }
+      )
+      const healthy = Object.values(checks).every((c) => c.status === "up")
+      const status = healthy ? "healthy" : "unhealthy"
+      const timestamp = new Date().toISOString()
+      return {
+        healthy,
+        publicBody: {
+          status,
+          timestamp,
+          checks: Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, publicCheck(check)]))
+        },
+        body: {
+          status,
+          phase: lifecycle.phase(),
+          version: config.version,
+          environment: config.env,
+          timestamp,
+          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+          responseTimeMs: Math.round((performance.now() - start) * 100) / 100,
+          checks,
+          memory: memory()
+        }
+      } satisfies DetailedReport
+    })
+
+    return { readiness, detailed }
+  })
+}) {}
