@@ -1,12 +1,10 @@
 import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMiddleware } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
-import { AdminAuthLive, AdminCredentials } from "./platform/AdminAuth.js"
-import { AdminHandlers } from "./jobs/AdminHandlers.js"
+import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
-import { AuthenticationLive } from "./accounts/Authentication.js"
-import { AuthHandlers } from "./accounts/AuthHandlers.js"
-import { CreditsHandlers } from "./credits/CreditsHandlers.js"
-import { HealthHandlers } from "./platform/HealthHandlers.js"
+import { CreditsHttpLive } from "./credits/index.js"
+import { JobsHttpLive } from "./jobs/index.js"
+import { PlatformHttpLive } from "./platform/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { cors } from "./platform/middleware/cors.js"
 import { crossSite } from "./platform/middleware/crossSite.js"
@@ -16,11 +14,14 @@ import { AppConfig } from "../services/platform/AppConfig.js"
 import type { AppServices } from "../services/jobs/JobDefinition.js"
 import { HttpDrainLive, makeHttpServerLive } from "./platform/HttpServerLive.js"
 
+/** Every route group's handlers, each wired with its own middleware (one line per feature; the contract is in Api.ts). */
 const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide(HealthHandlers),
-  Layer.provide(Layer.mergeAll(AuthHandlers, CreditsHandlers).pipe(Layer.provide(AuthenticationLive))),
-  Layer.provide(AdminHandlers.pipe(Layer.provide(AdminAuthLive))),
-  Layer.provide(AdminCredentials.Default)
+  Layer.provide(Layer.mergeAll(
+    PlatformHttpLive,
+    AccountsHttpLive,
+    CreditsHttpLive,
+    JobsHttpLive
+  ))
 )
 
 /** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */
@@ -33,7 +34,21 @@ export interface HttpOptions {
 
 const jsonRoutes = makeJsonRoutes(Api)
 
-/** The HttpApi served with its middleware: request id and access log outermost, then the error body. */
+/**
+ * The request path, from the socket inwards (the README's "Request path" repeats this list):
+ * 1. Node server (platform/HttpServerLive.ts): request id, in-flight tracking for the drain, 413 for
+ *    an over-limit body without Content-Length (platform/bodyLimit.ts), malformed requests answered.
+ * 2. Access log (platform/middleware/requestLog.ts): the request id on every log line, one line per request.
+ * 3. CORS (platform/middleware/cors.ts): preflights, and the CORS headers on every answer, errors too.
+ * 4. Error envelope (platform/middleware/errorEnvelope.ts): every failure becomes the one error body,
+ *    including the 413 of the body limit (HttpIncomingMessage.MaxBodySize below) when a body is read.
+ * 5. Request screening (platform/middleware/crossSite.ts): 415 for non-JSON, 403 for a denied Origin
+ *    on an unauthenticated write, NUL bytes and nesting depth.
+ * 6. The route group's middleware: accounts/Authentication.ts (session, then the general per-user
+ *    limit) or platform/AdminAuth.ts; public routes have none.
+ * 7. The handler, which applies its route's own rate limit (platform/RateLimitGuard.ts).
+ * `HttpApiBuilder.middleware` layers wrap in reverse order of provision: the last provided is outermost.
+ */
 const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
     const limit = config.http.bodyLimitBytes
