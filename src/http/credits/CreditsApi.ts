@@ -1,12 +1,13 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { LedgerKind } from "../../services/credits/LedgerKind.js"
 import { RateLimited, ServiceUnavailable } from "../platform/ApiError.js"
 import { Authentication } from "../accounts/Authentication.js"
 
 export const HistoryItem = Schema.Struct({
   id: Schema.String,
   amount: Schema.Number,
-  type: Schema.Literal("purchase", "bonus", "usage", "refund", "adjustment"),
+  type: LedgerKind,
   description: Schema.String,
   balance: Schema.Number,
   createdAt: Schema.String

@@ -5,6 +5,7 @@ import { Data, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import pg from "pg"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
+import { errorCodeOf, sqlStateOf } from "../../services/platform/errorCode.js"
 import { awaitWithin, releaseStage } from "../../services/platform/Lifecycle.js"
 
 export class DatabaseError extends Data.TaggedError("DatabaseError")<{
@@ -43,7 +44,7 @@ export const ensureDatabase = Effect.fn("Database.ensureDatabase")(function*(url
           }).pipe(
             // Another process created it between our lookup and our CREATE: 42P04 (duplicate
             // database), or 23505 when both CREATEs race on the catalog's unique index.
-            Effect.catchIf((e) => ["42P04", "23505"].includes((e.cause as { code?: string }).code ?? ""), () => Effect.void),
+            Effect.catchIf((e) => ["42P04", "23505"].includes(sqlStateOf(e) ?? ""), () => Effect.void),
             Effect.tap(() => Effect.logInfo("created missing database", { database: target }))
           )
         }
@@ -105,8 +106,8 @@ export const PgLive = Layer.unwrapEffect(
             keepAlive: true
           })
           // An idle client lost its server (restart, network): pg drops it from the pool by itself.
-          pool.on("error", (error: Error & { code?: string }) => {
-            Runtime.runFork(runtime)(Effect.logWarning("postgres idle client error", { code: error.code ?? error.name }))
+          pool.on("error", (error: Error) => {
+            Runtime.runFork(runtime)(Effect.logWarning("postgres idle client error", { code: errorCodeOf(error) ?? error.name }))
           })
           return pool
         }),

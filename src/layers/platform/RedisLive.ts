@@ -1,6 +1,7 @@
 import { Duration, Effect, Layer, Option, Redacted, Runtime } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { AppConfig, type AppConfigShape } from "../../services/platform/AppConfig.js"
+import { errorCodeOf } from "../../services/platform/errorCode.js"
 import { awaitWithin, releaseStage } from "../../services/platform/Lifecycle.js"
 import { Redis, RedisError } from "../../services/platform/Redis.js"
 
@@ -48,7 +49,7 @@ const acquireConnection = (name: string, options: RedisOptions) =>
         client.on("error", (error: Error) => {
           if (healthy) {
             healthy = false
-            log(Effect.logWarning("redis connection error", { code: (error as NodeJS.ErrnoException).code ?? error.name })
+            log(Effect.logWarning("redis connection error", { code: errorCodeOf(error) ?? error.name })
               .pipe(Effect.annotateLogs("redis", name)))
           }
         })

@@ -5,6 +5,7 @@ import * as path from "node:path"
 import { NodeStream } from "@effect/platform-node"
 import { Effect, Exit, Layer, Stream } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.js"
+import { errorCodeOf } from "../../services/platform/errorCode.js"
 import {
   describeStorageCause,
   makeHealthCheck,
@@ -20,9 +21,6 @@ import {
 const TEMP_PREFIX = ".tmp-"
 const STALE_TEMP_AGE_MS = 60 * 60 * 1000
 
-const errnoCode = (e: unknown): string | undefined =>
-  typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
-
 const storageError = (op: StorageOp, key: string | undefined, cause: unknown) =>
   new StorageError({ op, key, reason: describeStorageCause(cause), cause })
 
@@ -34,7 +32,7 @@ const lstatIfExists = (op: StorageOp, key: string, target: string) =>
   Effect.tryPromise({ try: () => fs.lstat(target), catch: (e) => e }).pipe(
     Effect.map((s): Stats | undefined => s),
     Effect.catchAll((e) => {
-      const code = errnoCode(e)
+      const code = errorCodeOf(e)
       return code === "ENOENT" || code === "ENOTDIR" ? Effect.succeed(undefined) : Effect.fail(storageError(op, key, e))
     })
   )
@@ -100,7 +98,7 @@ export const makeLocalStorage = (dir: string) =>
             try {
               return await fs.realpath(current)
             } catch (e) {
-              const code = errnoCode(e)
+              const code = errorCodeOf(e)
               if ((code !== "ENOENT" && code !== "ENOTDIR") || current === root) throw e
               current = path.dirname(current)
             }
@@ -200,7 +198,7 @@ export const makeLocalStorage = (dir: string) =>
       const { target, stats } = yield* resolve("delete", key)
       if (stats === undefined || !stats.isFile()) return
       yield* Effect.tryPromise({ try: () => fs.unlink(target), catch: (e) => e }).pipe(
-        Effect.catchAll((e) => (errnoCode(e) === "ENOENT" ? Effect.void : Effect.fail(storageError("delete", key, e))))
+        Effect.catchAll((e) => (errorCodeOf(e) === "ENOENT" ? Effect.void : Effect.fail(storageError("delete", key, e))))
       )
     })
 

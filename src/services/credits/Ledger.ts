@@ -1,5 +1,6 @@
 import { SqlClient, SqlError } from "@effect/sql"
-import { Effect, Metric, Option, Predicate, Schedule, Schema } from "effect"
+import { Effect, Metric, Option, Schedule, Schema } from "effect"
+import { sqlStateOf } from "../platform/errorCode.js"
 import {
   ChargeNotFound,
   IdempotencyKeyReused,
@@ -9,11 +10,8 @@ import {
   type ReplayMismatch,
   UserNotFound
 } from "./LedgerError.js"
+import { type CreditKind, type DebitKind, LedgerKind } from "./LedgerKind.js"
 
-export const LedgerKind = Schema.Literal("purchase", "bonus", "usage", "refund", "adjustment")
-export type LedgerKind = typeof LedgerKind.Type
-export type DebitKind = "usage" | "adjustment"
-export type CreditKind = "purchase" | "bonus" | "adjustment"
 
 /** pg returns int8 as a string; the schema holds balances to the safe-integer range, so this is exact. */
 const Int8 = Schema.NumberFromString.pipe(Schema.int())
@@ -94,11 +92,8 @@ export const serializationRetries = Metric.counter("ledger_serialization_retries
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER
 const HISTORY_MAX_LIMIT = 100
 
-const sqlState = (error: unknown): unknown =>
-  error instanceof SqlError.SqlError && Predicate.hasProperty(error.cause, "code") ? error.cause.code : undefined
-
 const isRetryable = (error: unknown): error is SqlError.SqlError =>
-  sqlState(error) === "40001" || sqlState(error) === "40P01"
+  error instanceof SqlError.SqlError && (sqlStateOf(error) === "40001" || sqlStateOf(error) === "40P01")
 
 const retryPolicy = Schedule.exponential("5 millis").pipe(
   Schedule.jittered,
@@ -171,7 +166,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
     const write = (statement: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError>, nested: boolean) =>
       entries(nested ? sql.withTransaction(statement) : statement).pipe(
         Effect.map((rows): Written => rows[0] === undefined ? { _tag: "Refused" } : { _tag: "Written", entry: rows[0] }),
-        Effect.catchIf((error) => sqlState(error) === "23505", (error) => Effect.succeed<Written>({ _tag: "Duplicate", error }))
+        Effect.catchIf((error) => sqlStateOf(error) === "23505", (error) => Effect.succeed<Written>({ _tag: "Duplicate", error }))
       )
 
     /**

@@ -1,8 +1,9 @@
 import { access, constants } from "node:fs/promises"
 import { getHeapStatistics } from "node:v8"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Predicate } from "effect"
 import { AppConfig } from "./AppConfig.js"
+import { errorCodeOf } from "./errorCode.js"
 import { Ffmpeg } from "./Ffmpeg.js"
 import { JobQueues } from "../jobs/JobQueues.js"
 import { Lifecycle } from "./Lifecycle.js"
@@ -38,18 +39,12 @@ const publicCheck = (check: CheckResult): CheckResult => ({
   ...(check.error === undefined ? {} : { error: check.error })
 })
 
+/** Only a code shaped like an errno or SQLSTATE is shown to clients; anything else may carry details. */
+const CLIENT_SAFE_CODE = /^[A-Z0-9_]{2,40}$/
+
 const reasonOf = (error: unknown): string => {
-  if (typeof error === "object" && error !== null) {
-    if ("_tag" in error && error._tag === "TimeoutException") return "timeout"
-    const cause = "cause" in error ? (error as { cause: unknown }).cause : undefined
-    for (const candidate of [error, cause]) {
-      if (typeof candidate === "object" && candidate !== null && "code" in candidate) {
-        const code = (candidate as { code: unknown }).code
-        if (typeof code === "string" && /^[A-Z0-9_]{2,40}$/.test(code)) return code
-      }
-    }
-  }
-  return "unavailable"
+  if (Predicate.isTagged(error, "TimeoutException")) return "timeout"
+  return errorCodeOf(error, (code) => CLIENT_SAFE_CODE.test(code)) ?? "unavailable"
 }
 
 /** Runs one check under a timeout; failures become `down` with a client-safe reason. */

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto"
-import { Chunk, Context, Data, Effect, Either, Stream } from "effect"
+import { Chunk, Context, Data, Effect, Either, Predicate, Stream } from "effect"
+import { errorCodeOf } from "./errorCode.js"
 
 /** The key was rejected before any storage access. Never carries the key itself: it may be hostile. */
 export class InvalidStorageKey extends Data.TaggedError("InvalidStorageKey")<{
@@ -37,11 +38,10 @@ export class StorageError extends Data.TaggedError("StorageError")<{
 
 /** A safe one-line description of a backend error: errno code and syscall, never the error's message. */
 export const describeStorageCause = (cause: unknown): string => {
-  if (typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string") {
-    const syscall = "syscall" in cause && typeof cause.syscall === "string" ? ` (${cause.syscall})` : ""
-    return `${cause.code}${syscall}`
-  }
-  return "unexpected error"
+  const code = errorCodeOf(cause)
+  if (code === undefined) return "unexpected error"
+  const syscall = Predicate.hasProperty(cause, "syscall") && typeof cause.syscall === "string" ? ` (${cause.syscall})` : ""
+  return `${code}${syscall}`
 }
 
 export interface PutOptions {

@@ -8,6 +8,7 @@ import {
   Multipart
 } from "@effect/platform"
 import { Cause, Context, Effect, type Schema } from "effect"
+import { errorCodeOf, sqlStateOf } from "../../../services/platform/errorCode.js"
 import { errorCode } from "../ApiError.js"
 import { safeIssueMessage, truncate } from "../echo.js"
 import { requestIdOf } from "../requestContext.js"
@@ -45,17 +46,6 @@ const BAD_INPUT_SQLSTATES: ReadonlyMap<string, string> = new Map([
   ["22008", "contains a date or time out of range"]
 ])
 
-/** The SQLSTATE of a Postgres error anywhere in an error's cause chain (SqlError wraps the driver's). */
-const sqlStateOf = (error: unknown): string | undefined => {
-  let current = error
-  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
-    current = (current as { cause?: unknown }).cause
-  }
-  return undefined
-}
-
 /**
  * The multipart parser (multipasta) reports a Content-Type without a boundary by emitting 'error'
  * before the platform listens, so it arrives as Node's ERR_UNHANDLED_ERROR carrying the parser's
@@ -63,7 +53,7 @@ const sqlStateOf = (error: unknown): string | undefined => {
  */
 const MULTIPASTA_ERRORS = new Set(["InvalidBoundary", "BadHeaders", "InvalidDisposition", "EndNotReached"])
 const isMultipastaError = (error: unknown): boolean => {
-  if (!(error instanceof Error) || (error as { code?: unknown }).code !== "ERR_UNHANDLED_ERROR") return false
+  if (!(error instanceof Error) || errorCodeOf(error) !== "ERR_UNHANDLED_ERROR") return false
   const context = (error as { context?: unknown }).context
   return typeof context === "object" && context !== null && MULTIPASTA_ERRORS.has(String((context as { _tag?: unknown })._tag))
 }
