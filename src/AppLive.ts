@@ -2,7 +2,7 @@ import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { AppConfig } from "./services/platform/AppConfig.js"
 import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
-import { Auth } from "./services/accounts/Auth.js"
+import { Accounts } from "./services/accounts/Accounts.js"
 import { Health } from "./services/platform/Health.js"
 import { Ledger } from "./services/credits/Ledger.js"
 import { jobDefinitions, jobHandlers } from "./workers/registry.js"
@@ -12,6 +12,8 @@ import { DatabaseLive } from "./layers/platform/DatabaseLive.js"
 import { FfmpegLive } from "./layers/platform/FfmpegLive.js"
 import { type HttpOptions, makeHttpLive } from "./http/HttpLive.js"
 import { makeJobQueuesLive } from "./layers/jobs/JobQueuesLive.js"
+import { SessionRepositoryLive } from "./layers/accounts/SessionRepositoryLive.js"
+import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
@@ -25,6 +27,9 @@ export const InfraLive = Layer.mergeAll(StorageLocalLive, FfmpegLive).pipe(
   Layer.provideMerge(RedisLive),
   Layer.provideMerge(NodeContext.layer)
 )
+
+/** The accounts service over its Postgres repositories. */
+const AccountsLive = Accounts.Default.pipe(Layer.provide([UserRepositoryLive, SessionRepositoryLive]))
 
 export interface AppOptions extends HttpOptions {
   /** The job kinds this process knows; the registry's by default (tests bring their own). */
@@ -42,7 +47,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const handlers = options.jobHandlers ?? jobHandlers
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
-        Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, Auth.Default)),
+        Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),

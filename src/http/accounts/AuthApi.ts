@@ -1,39 +1,23 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { AccountLocked, Conflict, RateLimited, ServiceUnavailable, Unauthorized, ValidationError } from "../platform/ApiError.js"
+import { ProfileUpdate, Session, SessionTokens } from "../../services/accounts/Session.js"
+import { Profile } from "../../services/accounts/User.js"
 import { Authentication } from "./Authentication.js"
 
 const Email = Schema.String.pipe(Schema.maxLength(254))
 const Password = Schema.String.pipe(Schema.maxLength(1024))
 
-export const PublicUser = Schema.Struct({
-  id: Schema.String,
-  email: Schema.String,
-  name: Schema.NullOr(Schema.String),
-  creditBalance: Schema.Number
-}).annotations({ identifier: "PublicUser" })
-
 export const SessionBody = Schema.Struct({
   success: Schema.Literal(true),
-  data: Schema.Struct({ user: PublicUser, token: Schema.String, refreshToken: Schema.String })
+  data: Session
 }).annotations({ identifier: "Session" })
-
-export const Profile = Schema.Struct({
-  id: Schema.String,
-  email: Schema.String,
-  name: Schema.NullOr(Schema.String),
-  role: Schema.Literal("user", "admin"),
-  createdAt: Schema.String,
-  creditBalance: Schema.Number
-}).annotations({ identifier: "Profile" })
 
 /** The web app reads `data.user`/`data.token` or the same two flat; both are sent. */
 export const ProfileUpdated = Schema.Struct({
   success: Schema.Literal(true),
-  data: Schema.Struct({ user: PublicUser, token: Schema.optional(Schema.String), refreshToken: Schema.optional(Schema.String) }),
-  user: PublicUser,
-  token: Schema.optional(Schema.String),
-  refreshToken: Schema.optional(Schema.String)
+  data: ProfileUpdate,
+  ...ProfileUpdate.fields
 }).annotations({ identifier: "ProfileUpdated" })
 
 /** Sign-up, sign-in and the caller's own profile, in the shapes the Lumiku web app reads. */
@@ -60,7 +44,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
   .add(
     HttpApiEndpoint.post("refresh", "/refresh")
       .setPayload(Schema.Struct({ refreshToken: Schema.String.pipe(Schema.maxLength(200)) }))
-      .addSuccess(Schema.Struct({ success: Schema.Literal(true), data: Schema.Struct({ token: Schema.String, refreshToken: Schema.String }) }))
+      .addSuccess(Schema.Struct({ success: Schema.Literal(true), data: SessionTokens }))
       .addError(Unauthorized)
       .annotate(OpenApi.Description, "Rotates the refresh token; reusing an old one fails.")
   )

@@ -1,6 +1,6 @@
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Effect, Layer, Option, Schema } from "effect"
-import { Auth } from "../../services/accounts/Auth.js"
+import { Accounts } from "../../services/accounts/Accounts.js"
 import { CurrentUser } from "../../services/accounts/CurrentUser.js"
 import { RateLimited, ServiceUnavailable, Unauthorized } from "../platform/ApiError.js"
 import { bearerToken } from "../platform/bearer.js"
@@ -17,14 +17,14 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.gen(function*() {
-    const auth = yield* Auth
+    const accounts = yield* Accounts
     const guard = yield* RateLimitGuard
     return Authentication.of({
       bearer: (token) =>
         bearerToken(token).pipe(
           Effect.flatMap(Option.match({
             onNone: () => Effect.fail(new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" })),
-            onSome: auth.authenticate
+            onSome: accounts.authenticate
           })),
           Effect.tap((user) => guard.enforce("general", `user:${user.id}`)),
           Effect.tap((user) => Effect.annotateCurrentSpan("userId", user.id))

@@ -1,8 +1,9 @@
-import { createHash, timingSafeEqual } from "node:crypto"
+import { timingSafeEqual } from "node:crypto"
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.js"
-import { Auth } from "../../services/accounts/Auth.js"
+import { sha256 } from "../../services/platform/digest.js"
+import { Accounts } from "../../services/accounts/Accounts.js"
 import { Unauthorized } from "./ApiError.js"
 import { bearerToken } from "./bearer.js"
 
@@ -15,8 +16,6 @@ export class AdminAuth extends HttpApiMiddleware.Tag<AdminAuth>()("app/AdminAuth
 /** Whether a bearer credential proves an administrator. */
 type AdminCredentialCheck = (token: Redacted.Redacted<string>) => Effect.Effect<boolean>
 
-const sha256 = (value: string) => createHash("sha256").update(value, "utf8").digest()
-
 /** Compares digests, so neither the content nor the length of the token shows in the timing. */
 const adminTokenCheck = (expected: Redacted.Redacted<string>): AdminCredentialCheck => {
   const expectedDigest = sha256(Redacted.value(expected))
@@ -24,8 +23,8 @@ const adminTokenCheck = (expected: Redacted.Redacted<string>): AdminCredentialCh
 }
 
 /** An administrator's own session token. */
-const adminUserCheck = (auth: Auth): AdminCredentialCheck => (token) =>
-  auth.authenticate(Redacted.value(token)).pipe(Effect.map((user) => user.role === "admin"), Effect.orElseSucceed(() => false))
+const adminUserCheck = (accounts: Accounts): AdminCredentialCheck => (token) =>
+  accounts.authenticate(Redacted.value(token)).pipe(Effect.map((user) => user.role === "admin"), Effect.orElseSucceed(() => false))
 
 /**
  * Decides whether a bearer credential proves an administrator: ADMIN_TOKEN (for operators and scripts) when
@@ -35,10 +34,10 @@ const adminUserCheck = (auth: Auth): AdminCredentialCheck => (token) =>
 export class AdminCredentials extends Effect.Service<AdminCredentials>()("app/AdminCredentials", {
   effect: Effect.gen(function*() {
     const config = yield* AppConfig
-    const auth = yield* Auth
+    const accounts = yield* Accounts
     const checks: ReadonlyArray<AdminCredentialCheck> = [
       ...Option.toArray(Option.map(config.admin.token, adminTokenCheck)),
-      adminUserCheck(auth)
+      adminUserCheck(accounts)
     ]
     const isAdmin = (token: Redacted.Redacted<string>): Effect.Effect<boolean> =>
       Effect.exists(checks, (check) => check(token))

@@ -1,6 +1,5 @@
 import { Context } from "effect"
-
-export type UserRole = "user" | "admin"
+import type { UserRole } from "./User.js"
 
 /** The authenticated caller, provided to handlers by the auth middleware. */
 export interface CurrentUserShape {

@@ -1,8 +1,8 @@
 import { Duration, Effect, Metric } from "effect"
-import type { AppConfigShape } from "../platform/AppConfig.js"
+import { AppConfig, type AppConfigShape } from "../platform/AppConfig.js"
 import { ExpiringMap } from "../platform/ExpiringMap.js"
 import { rateLimitStoreFailures } from "../platform/RateLimiter.js"
-import type { RedisShape } from "../platform/Redis.js"
+import { Redis, type RedisShape } from "../platform/Redis.js"
 
 /** A password check that may go ahead; hand it back to `release` when the password was right. */
 export interface LoginReservation {
@@ -127,3 +127,11 @@ export const makeLoginThrottle = (redis: RedisShape, config: AppConfigShape["aut
 
   return { reserve, release }
 }
+
+/** The login lockout over the app's Redis, with the configured limits (see makeLoginThrottle). */
+export class LoginThrottle extends Effect.Service<LoginThrottle>()("app/LoginThrottle", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    return makeLoginThrottle(yield* Redis, config.auth.lockout)
+  })
+}) {}
