@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import pg from "pg"
 import { SignJWT } from "jose"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
@@ -133,6 +134,19 @@ describe("accounts", () => {
     expect(rotated.body["data"].refreshToken).not.toBe(session.refreshToken)
     expect((await call(app, "GET", "/api/auth/profile", undefined, bearer(rotated.body["data"].token))).status).toBe(200)
     expect((await call(app, "POST", "/api/auth/refresh", { refreshToken: session.refreshToken })).status).toBe(401)
+  })
+
+  it("stores a refresh token only as its SHA-256 digest in base64url, the form existing sessions hold", async () => {
+    const session = (await call(app, "POST", "/api/auth/register", { email: freshEmail("User", "Example.COM"), password: PASSWORD })).body["data"]
+    const digest = (token: string) => createHash("sha256").update(token, "utf8").digest("base64url")
+    const stored = await db.query("SELECT refresh_token_hash FROM sessions WHERE user_id = $1", [session.user.id])
+    expect(stored.rows).toEqual([{ refresh_token_hash: digest(session.refreshToken) }])
+    const rotated = (await call(app, "POST", "/api/auth/refresh", { refreshToken: session.refreshToken })).body["data"]
+    const after = await db.query(
+      "SELECT s.refresh_token_hash, r.token_hash AS retired FROM sessions s JOIN retired_refresh_tokens r ON r.session_id = s.id WHERE s.user_id = $1",
+      [session.user.id]
+    )
+    expect(after.rows).toEqual([{ refresh_token_hash: digest(rotated.refreshToken), retired: digest(session.refreshToken) }])
   })
 
   it("credits: balance and a bare-array history with cursor paging in a header", async () => {

@@ -28,8 +28,7 @@ layer(MigratedDatabase)("ledger kinds", (it) => {
         SELECT pg_get_constraintdef(c.oid) AS definition
         FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
         WHERE c.conrelid = 'credit_ledger'::regclass AND c.contype = 'c' AND a.attname = 'kind'`
-      // One constraint mentions the kind column alone; the others (refund_of, delta) mention it too,
-      // so the kind list is the one made of an ARRAY of literals over kind.
+      // The refund_of and delta checks mention kind too; the list is the one comparing kind with an ARRAY.
       const lists = rows.map((row) => row.definition).filter((definition) => /kind = ANY \(ARRAY\[/.test(definition))
       expect(lists).toHaveLength(1)
       expect(literalsOf(lists[0]!).toSorted()).toEqual([...LedgerKind.literals].toSorted())
