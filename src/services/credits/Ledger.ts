@@ -92,8 +92,11 @@ export const serializationRetries = Metric.counter("ledger_serialization_retries
 const MAX_BALANCE = Number.MAX_SAFE_INTEGER
 const HISTORY_MAX_LIMIT = 100
 
+/** serialization_failure and deadlock_detected: the transaction may succeed when run again. */
+const RETRYABLE_SQLSTATES: ReadonlySet<string | undefined> = new Set(["40001", "40P01"])
+
 const isRetryable = (error: unknown): error is SqlError.SqlError =>
-  error instanceof SqlError.SqlError && (sqlStateOf(error) === "40001" || sqlStateOf(error) === "40P01")
+  error instanceof SqlError.SqlError && RETRYABLE_SQLSTATES.has(sqlStateOf(error))
 
 const retryPolicy = Schedule.exponential("5 millis").pipe(
   Schedule.jittered,
