@@ -1,5 +1,6 @@
 import { Duration, ParseResult } from "effect"
 import { isJobError, type JobError, JobPermanent, JobRateLimited, JobTimeout, JobTransient } from "./JobError.js"
+import { errorCodeOf, isSqlState } from "../platform/errorCode.js"
 
 /**
  * The one place where failures become job classes. It reads error codes, HTTP statuses, Postgres
@@ -99,10 +100,10 @@ const classifyOne = (u: unknown): JobError | undefined => {
     if (status >= 400 && status < 500) return new JobPermanent({ reason: `upstream answered ${status}`, cause: u })
   }
 
-  const code = field(u, "code")
-  if (typeof code === "string") {
+  const code = errorCodeOf(u)
+  if (code !== undefined) {
     if (TRANSIENT_NETWORK_CODES.has(code)) return new JobTransient({ reason: `network error ${code}`, cause: u })
-    if (/^[0-9A-Z]{5}$/.test(code)) {
+    if (isSqlState(code)) {
       if (transientSqlState(code)) return new JobTransient({ reason: `database error ${code}`, cause: u })
       if (code === "57014") return new JobTransient({ reason: "a database statement timed out", cause: u })
       if (code.startsWith("22") || code.startsWith("23")) return new JobPermanent({ reason: `database rejected the data (${code})`, cause: u })
