@@ -1,6 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
-import autocannon from "autocannon"
+import { load as loadWith, start, stop } from "./serverProcess.js"
 
 /**
  * npm run bench:http: autocannon against the app's liveness and readiness probes and against a
@@ -9,40 +7,7 @@ import autocannon from "autocannon"
  */
 const duration = Number(process.env["BENCH_DURATION"] ?? "10")
 const connections = Number(process.env["BENCH_CONNECTIONS"] ?? "50")
-const root = path.resolve(import.meta.dirname, "..")
-const node = path.join(root, "node_modules/.bin/node")
-
-const start = (entry: string, env: Record<string, string>) =>
-  new Promise<{ child: ChildProcess; port: number }>((resolve, reject) => {
-    const child = spawn(node, ["--import", "tsx", entry], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"]
-    })
-    let buffer = ""
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString()
-      const match = /"port":(\d+)[^\n]*"msg":"lumiku-backend listening"|"msg":"lumiku-backend listening"[^\n]*"port":(\d+)/.exec(buffer)
-      if (match) {
-        child.stdout!.off("data", onData)
-        child.stdout!.resume() // keep draining the access log so the server never blocks on stdout
-        resolve({ child, port: Number(match[1] ?? match[2]) })
-      }
-    }
-    child.stdout!.on("data", onData)
-    child.once("exit", (code) => reject(new Error(`${entry} exited with ${code}`)))
-  })
-
-const stop = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    child.once("exit", () => resolve())
-    child.kill("SIGTERM")
-  })
-
-const load = async (url: string, seconds: number) => {
-  const result = await autocannon({ url, connections, duration: seconds, pipelining: 1 })
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
-}
+const load = (url: string, seconds: number) => loadWith(url, seconds, connections)
 
 interface Row { readonly target: string; readonly rps: number; readonly p50: number; readonly p99: number; readonly errors: number }
 
