@@ -1,6 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, FiberRef, Layer } from "effect"
 import { AppConfig } from "./services/platform/AppConfig.js"
+import { TRACING_ENABLED } from "./services/platform/tracing.js"
 import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
 import { Accounts } from "./services/accounts/Accounts.js"
 import { Health } from "./services/platform/Health.js"
@@ -51,7 +52,9 @@ export const makeAppLive = (options: AppOptions = {}) =>
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
-        Layer.provideMerge(InfraLive)
+        Layer.provideMerge(InfraLive),
+        // Every fiber the app starts (requests, workers) inherits this from the build.
+        Layer.locally(FiberRef.currentTracerEnabled, TRACING_ENABLED)
       )
     })
   )

@@ -11,6 +11,7 @@ import { crossSite } from "./platform/middleware/crossSite.js"
 import { errorEnvelope } from "./platform/middleware/errorEnvelope.js"
 import { requestLog } from "./platform/middleware/requestLog.js"
 import { AppConfig } from "../services/platform/AppConfig.js"
+import { TRACING_ENABLED } from "../services/platform/tracing.js"
 import type { AppServices } from "../services/jobs/JobDefinition.js"
 import { HttpDrainLive, makeHttpServerLive } from "./platform/HttpServerLive.js"
 
@@ -54,8 +55,8 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
     const limit = config.http.bodyLimitBytes
     return HttpApiBuilder.serve(requestLog).pipe(
       // Probes are hit constantly and need no trace; the span (URL parse, header copies) was a
-      // measurable share of their cost.
-      HttpMiddleware.withTracerDisabledWhen((request) => request.url.startsWith("/health/")),
+      // measurable share of their cost. No span at all while nothing exports them (tracing.ts).
+      HttpMiddleware.withTracerDisabledWhen((request) => !TRACING_ENABLED || request.url.startsWith("/health/")),
       Layer.provide(extraRoutes),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),

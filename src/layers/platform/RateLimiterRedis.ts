@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto"
 import { Effect, Layer } from "effect"
-import { RateLimiter, type RateLimitDecision } from "../../services/platform/RateLimiter.js"
-import { Redis } from "../../services/platform/Redis.js"
+import { RateLimiter, type RateLimitDecision, STORE_BUDGET_MS } from "../../services/platform/RateLimiter.js"
+import { Redis, RedisError } from "../../services/platform/Redis.js"
 
 /**
  * Sliding-window log in one Lua script: one round trip, no read-modify-write race, and at most
@@ -40,21 +40,48 @@ export const RateLimiterRedis = Layer.effect(
       (redis.client as unknown as Record<string, (...args: Array<string | number>) => Promise<Array<number>>>)[
         "lumikuSlidingWindow"
       ]!(key, limit, windowMs, member)
-    return RateLimiter.of({
-      consume: Effect.fn("RateLimiter.consume")(function*(policy, key) {
-        const member = `${Date.now()}-${randomBytes(6).toString("hex")}`
-        const [allowed = 0, remaining = 0, resetMs = 0, retryAfterMs = 0] = yield* redis.use(
-          "rate-limit",
-          () => run(`rl:${policy.name}:${key}`, policy.limit, policy.windowMs, member)
+    /**
+     * The script, bounded by STORE_BUDGET_MS with a plain timer: on the request path of every
+     * authenticated call, `Effect.timeout` (two forked fibers racing) cost more than the Redis call.
+     */
+    const runWithinBudget = (key: string, limit: number, windowMs: number, member: string) =>
+      Effect.async<Array<number>, RedisError>((resume) => {
+        let done = false
+        const timer = setTimeout(() => {
+          done = true
+          resume(Effect.fail(new RedisError({ op: "rate-limit", cause: `no answer within ${STORE_BUDGET_MS} ms` })))
+        }, STORE_BUDGET_MS)
+        run(key, limit, windowMs, member).then(
+          (reply) => {
+            if (done) return
+            done = true
+            clearTimeout(timer)
+            resume(Effect.succeed(reply))
+          },
+          (cause: unknown) => {
+            if (done) return
+            done = true
+            clearTimeout(timer)
+            resume(Effect.fail(new RedisError({ op: "rate-limit", cause })))
+          }
         )
-        return {
+        return Effect.sync(() => {
+          done = true
+          clearTimeout(timer)
+        })
+      })
+    return RateLimiter.of({
+      consume: (policy, key) =>
+        Effect.suspend(() => {
+          const member = `${Date.now()}-${randomBytes(6).toString("hex")}`
+          return runWithinBudget(`rl:${policy.name}:${key}`, policy.limit, policy.windowMs, member)
+        }).pipe(Effect.map(([allowed = 0, remaining = 0, resetMs = 0, retryAfterMs = 0]): RateLimitDecision => ({
           allowed: allowed === 1,
           limit: policy.limit,
           remaining: Math.max(0, remaining),
           resetMs: Math.max(0, resetMs),
           retryAfterMs: Math.max(0, retryAfterMs)
-        } satisfies RateLimitDecision
-      })
+        })))
     })
   })
 )

@@ -18,8 +18,14 @@ export interface RateLimitDecision {
   readonly retryAfterMs: number
 }
 
+/** A limiter call never holds a request longer than this: past it the store counts as failed (RedisError). */
+export const STORE_BUDGET_MS = 150
+
 export interface RateLimiterShape {
-  /** Counts one request for `key` under `policy`; atomic across every instance sharing the store. */
+  /**
+   * Counts one request for `key` under `policy`; atomic across every instance sharing the store.
+   * Answers or fails within STORE_BUDGET_MS.
+   */
   readonly consume: (policy: RateLimitPolicy, key: string) => Effect.Effect<RateLimitDecision, RedisError>
 }
 
