@@ -8,7 +8,7 @@ import { type Load, load, type Server, start, stop } from "./serverProcess.js"
  * users' tokens, alternating rounds. The general per-user limit is raised so neither answers 429,
  * but both still run the sliding-window script on every request.
  * BENCH_DURATION (s), BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_USERS tune it; BENCH_CPU_PROF=dir
- * writes CPU profiles of the project (node --cpu-prof).
+ * writes CPU profiles of the project and the peer (node --cpu-prof), one per round.
  */
 const env = process.env
 const duration = Number(env["BENCH_DURATION"] ?? "8")
@@ -40,9 +40,10 @@ const projectEnv = {
 const started: Array<ChildProcess> = []
 const track = (server: Promise<Server>) => server.then((s) => (started.push(s.child), s))
 
-const startProject = (round: number) =>
-  track(start("src/main.ts", projectEnv, cpuProf === undefined ? [] : [`--cpu-prof`, `--cpu-prof-dir=${cpuProf}`, `--cpu-prof-name=project-${round}.cpuprofile`]))
-const startPeer = () => track(start("bench/peer/server.ts", { ...shared, PEER_LIMIT: "1000000" }))
+const profile = (name: string) => cpuProf === undefined ? [] : [`--cpu-prof`, `--cpu-prof-dir=${cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
+const startProject = (round: number) => track(start("src/main.ts", projectEnv, profile(`project-${round}`)))
+const startPeer = (round?: number) =>
+  track(start("bench/peer/server.ts", { ...shared, PEER_LIMIT: "1000000" }, round === undefined ? [] : profile(`peer-${round}`)))
 
 /** Registers the bench users on the project; their tokens work on both servers (same secret and tables). */
 const registerUsers = async (project: Server) => {
@@ -78,7 +79,7 @@ const main = async () => {
     await sameAnswer(project, peer, headers[0]!)
     await stop(peer.child)
     for (const [name, server] of [["lumiku", project], ["fastify peer", null]] as const) {
-      const target = server ?? await startPeer()
+      const target = server ?? await startPeer(round)
       const url = `${target.base}/api/credits/balance`
       await load(url, 2, connections, { headers }) // warm-up: JIT, pools
       rows.push({ target: `${name} GET /api/credits/balance`, round, result: await load(url, duration, connections, { headers }) })

@@ -90,5 +90,6 @@ app.get("/health/liveness", async () => ({ status: "ok" }))
 const address = await app.listen({ port: 0, host: "127.0.0.1" })
 process.stdout.write(JSON.stringify({ msg: "lumiku-backend listening", port: Number(new URL(address).port) }) + "\n")
 process.on("SIGTERM", () => {
-  void app.close().then(() => Promise.all([pool.end(), redis.quit()])).then(() => process.exit(0))
+  // A quit racing the last commands can reject; the process ends either way (and writes its profile).
+  void app.close().then(() => Promise.allSettled([pool.end(), redis.quit()])).finally(() => process.exit(0))
 })
