@@ -13,6 +13,7 @@ import { DatabaseLive } from "./layers/platform/DatabaseLive.js"
 import { FfmpegLive } from "./layers/platform/FfmpegLive.js"
 import { type HttpOptions, makeHttpLive } from "./http/HttpLive.js"
 import { makeJobQueuesLive } from "./layers/jobs/JobQueuesLive.js"
+import { SessionMirrorRedis } from "./layers/accounts/SessionMirrorRedis.js"
 import { SessionRepositoryLive } from "./layers/accounts/SessionRepositoryLive.js"
 import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
@@ -50,6 +51,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(Ledger.Default),
+        Layer.provideMerge(SessionMirrorRedis),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
         Layer.provideMerge(InfraLive),

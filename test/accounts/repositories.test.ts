@@ -8,13 +8,22 @@ import { SessionRepositoryLive } from "../../src/layers/accounts/SessionReposito
 import { UserRepositoryLive } from "../../src/layers/accounts/UserRepositoryLive.js"
 import { appConfigFrom } from "../../src/layers/platform/AppConfigLive.js"
 import { DatabaseLive } from "../../src/layers/platform/DatabaseLive.js"
+import { SESSION_REVOKED_CHANNEL, SessionMirror } from "../../src/services/accounts/SessionMirror.js"
 import { SessionRepository } from "../../src/services/accounts/SessionRepository.js"
 import { UserRepository } from "../../src/services/accounts/UserRepository.js"
 import { AppConfig } from "../../src/services/platform/AppConfig.js"
 import { sqlStateOf } from "../../src/services/platform/errorCode.js"
 
+/** Every session id the repository tombstoned in its mirror, in order. */
+const tombstoned: Array<string> = []
+const RecordingMirror = Layer.succeed(SessionMirror, {
+  ...SessionMirror.none,
+  revoked: (ids) => Effect.sync(() => void tombstoned.push(...ids))
+})
+
 /** The Postgres repositories of accounts, against the real database. */
 const RepositoriesTest = Layer.mergeAll(UserRepositoryLive, SessionRepositoryLive).pipe(
+  Layer.provide(RecordingMirror),
   Layer.provideMerge(DatabaseLive),
   Layer.provide(Layer.effect(AppConfig, appConfigFrom({ DATABASE_URL: inject("databaseUrl"), LOG_LEVEL: "silent" }))),
   Layer.provide(Logger.minimumLogLevel(LogLevel.None))
@@ -68,6 +77,33 @@ layer(RepositoriesTest)("UserRepositoryLive", (it) => {
 })
 
 layer(RepositoriesTest)("SessionRepositoryLive", (it) => {
+  it.effect("every revocation notifies its session ids at commit and tombstones them in the mirror", () =>
+    Effect.gen(function*() {
+      const sessions = yield* SessionRepository
+      const user = yield* newUser
+      const [a, b] = [yield* openSession(user.id), yield* openSession(user.id)]
+      const digest = `retired-${user.id}`
+      const c = yield* openSession(user.id, digest)
+      const listener = new pg.Client({ connectionString: inject("databaseUrl") })
+      const notified: Array<string> = []
+      listener.on("notification", (m) => void (m.channel === SESSION_REVOKED_CHANNEL && notified.push(m.payload ?? "")))
+      yield* Effect.promise(() => listener.connect().then(() => listener.query(`LISTEN ${SESSION_REVOKED_CHANNEL}`)))
+      tombstoned.length = 0
+      yield* sessions.revoke(a)
+      expect(tombstoned).toEqual([a, a])
+      yield* sessions.rotate({ presented: digest, next: `next-${user.id}` })
+      tombstoned.length = 0
+      expect(yield* sessions.revokeRetired(digest)).toEqual(Option.some(c))
+      expect(tombstoned).toEqual([c])
+      tombstoned.length = 0
+      yield* sessions.revokeAllOf(user.id)
+      expect(tombstoned).toEqual([b])
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 200)))
+      yield* Effect.promise(() => listener.end())
+      // Other test files revoke sessions in the same database: only this user's are looked at.
+      expect(notified.filter((id) => [a, b, c].includes(id)).sort()).toEqual([a, b, c].sort())
+    }))
+
   it.effect("authenticate finds a live session only for its own user; revoke ends it", () =>
     Effect.gen(function*() {
       const sessions = yield* SessionRepository

@@ -2,7 +2,7 @@ import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform
 import { Duration, Effect, Metric, Option } from "effect"
 import { makeLocalRateLimiter } from "../../services/platform/localRateLimiter.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
-import { RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
+import { type RateLimitDecision, RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
 import { RateLimited, ServiceUnavailable } from "./ApiError.js"
 import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
 import { rateLimitHeaders, retryAfterSeconds } from "./rateLimitHeaders.js"
@@ -53,6 +53,33 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
     const clientAddress = Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
       resolver.resolve(Option.getOrUndefined(request.remoteAddress), request.headers["x-forwarded-for"]) ?? "unknown-peer")
 
+    /** Each policy as the limiter takes it, made once. */
+    const policyCache = new Map<PolicyName, RateLimitPolicy>()
+    const policy = (name: PolicyName): RateLimitPolicy => {
+      let found = policyCache.get(name)
+      if (found === undefined) {
+        const limit = policies[name]
+        found = { name, limit: limit.limit, windowMs: Duration.toMillis(limit.window) }
+        policyCache.set(name, found)
+      }
+      return found
+    }
+
+    /** Answers a decision already taken: the RateLimit-* headers on the response, 429 when over. */
+    const apply = (decision: RateLimitDecision): Effect.Effect<void, RateLimited> => {
+      const headers = rateLimitHeaders(decision)
+      const withHeaders = HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
+      if (decision.allowed) return withHeaders
+      return Effect.zipRight(
+        withHeaders,
+        new RateLimited({
+          message: "Too many requests; try again later",
+          retryAfter: retryAfterSeconds(decision),
+          limit: decision.limit
+        })
+      )
+    }
+
     /**
      * `onStoreFailure` overrides the policy's STORE_FAILURE_MODE (a test, or a route stricter than its
      * policy). The limiter bounds its own wait (STORE_BUDGET_MS). Untraced: it runs on every
@@ -63,9 +90,8 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
       key: string,
       onStoreFailure: StoreFailureMode = STORE_FAILURE_MODE[name]
     ) {
-      const limit = policies[name]
-      const policy: RateLimitPolicy = { name, limit: limit.limit, windowMs: Duration.toMillis(limit.window) }
-      const shared = yield* Effect.either(limiter.consume(policy, key))
+      const limits = policy(name)
+      const shared = yield* Effect.either(limiter.consume(limits, key))
       if (shared._tag === "Left") {
         yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", onStoreFailure), "policy", name), 1)
         yield* Effect.logWarning(
@@ -76,18 +102,10 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
           return yield* new ServiceUnavailable({ message: "This service is briefly unavailable; try again shortly" })
         }
       }
-      const decision = shared._tag === "Right" ? shared.right : yield* local.consume(policy, key)
-      const headers = rateLimitHeaders(decision)
-      yield* HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
-      if (!decision.allowed) {
-        return yield* new RateLimited({
-          message: "Too many requests; try again later",
-          retryAfter: retryAfterSeconds(decision),
-          limit: decision.limit
-        })
-      }
+      const decision = shared._tag === "Right" ? shared.right : yield* local.consume(limits, key)
+      return yield* apply(decision)
     })
 
-    return { clientAddress, enforce }
+    return { clientAddress, enforce, policy, apply }
   })
 }) {}

@@ -8,8 +8,9 @@ import { sha256Base64url } from "../platform/digest.js"
 import { normalizeEmail, parseEmail } from "./email.js"
 import { DUMMY_HASH, hashPassword, passwordProblem, verifyPassword } from "./passwords.js"
 import { LoginThrottle } from "./LoginThrottle.js"
-import { makeTokens } from "./tokens.js"
+import { type AccessClaims, makeTokens } from "./tokens.js"
 import type { CurrentUserShape } from "./CurrentUser.js"
+import type { LiveSession } from "./SessionMirror.js"
 import { Ledger } from "../credits/Ledger.js"
 import type { ProfileUpdate, Session, SessionTokens } from "./Session.js"
 import { type Profile, profileOf, publicUser, type User } from "./User.js"
@@ -102,18 +103,27 @@ export class Accounts extends Effect.Service<Accounts>()("app/Accounts", {
       return yield* openSession(found.value)
     })
 
+    const unauthorized = () => new Unauthorized({ message: UNAUTHORIZED })
+
+    /** The claims of a valid access token (revocation is the session's business: see liveSession). */
+    const verifyToken = (token: string): Effect.Effect<AccessClaims, Unauthorized> =>
+      Effect.mapError(tokens.verify(token), unauthorized)
+
+    /** The session the claims name, as Postgres holds it, if it is live and the user's. */
+    const liveSession = (claims: AccessClaims): Effect.Effect<LiveSession, Unauthorized> =>
+      Effect.flatMap(sessions.findLive(claims), Option.match({
+        onNone: () => Effect.fail(unauthorized()),
+        onSome: Effect.succeed
+      }))
+
     /**
-     * Verifies a bearer token and its session; the auth middleware calls this on every request, so it
-     * has no span of its own (the request's span covers it).
+     * Verifies a bearer token and its session in Postgres. The auth middleware runs on every
+     * request, so none of these has a span of its own (the request's span covers it).
      */
     const authenticate = (token: string): Effect.Effect<CurrentUserShape, Unauthorized> =>
-      tokens.verify(token).pipe(
-        Effect.flatMap(sessions.authenticate),
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.fail(new Unauthorized({ message: UNAUTHORIZED })),
-          onSome: Effect.succeed
-        })),
-        Effect.catchTag("InvalidToken", () => Effect.fail(new Unauthorized({ message: UNAUTHORIZED })))
+      verifyToken(token).pipe(
+        Effect.flatMap(liveSession),
+        Effect.map((session) => session.user)
       )
 
     const logout = Effect.fn("Accounts.logout")(function*(user: CurrentUserShape) {
@@ -192,7 +202,7 @@ export class Accounts extends Effect.Service<Accounts>()("app/Accounts", {
       ).pipe(Effect.catchTag("SqlError", Effect.die))
     })
 
-    return { register, login, authenticate, logout, refresh, profile, updateProfile }
+    return { register, login, authenticate, verifyToken, liveSession, logout, refresh, profile, updateProfile }
   }),
   dependencies: [LoginThrottle.Default]
 }) {}

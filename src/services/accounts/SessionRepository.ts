@@ -1,10 +1,13 @@
 import { Context, type Duration, type Effect, type Option } from "effect"
 import type { CurrentUserShape } from "./CurrentUser.js"
+import type { LiveSession } from "./SessionMirror.js"
 
 /**
  * Server-side sessions. A session is live until it is revoked or expires; its refresh token is stored
  * only as a digest (the accounts service hashes it), and the digests it rotated away are kept, so a
- * reused one can be recognised. Storage failures are defects.
+ * reused one can be recognised. Every revocation reaches the session mirror before it returns, and
+ * every replica's mirror through a notification at commit (see SessionMirror). Storage failures are
+ * defects.
  */
 export interface SessionRepositoryShape {
   /** Opens a session for the user, live for `ttl`; returns its id. */
@@ -15,6 +18,8 @@ export interface SessionRepositoryShape {
   }) => Effect.Effect<string>
   /** The user of a live session, if the session is live and belongs to `userId`. */
   readonly authenticate: (claims: { readonly sessionId: string; readonly userId: string }) => Effect.Effect<Option.Option<CurrentUserShape>>
+  /** The same, with when the session ends. */
+  readonly findLive: (claims: { readonly sessionId: string; readonly userId: string }) => Effect.Effect<Option.Option<LiveSession>>
   readonly isLive: (sessionId: string) => Effect.Effect<boolean>
   /** Revokes one session (no-op when already revoked). */
   readonly revoke: (sessionId: string) => Effect.Effect<void>
