@@ -37,8 +37,15 @@ return slidingWindow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], red
 /** The sorted set holding `key`'s window under `policy`. */
 export const windowKey = (policy: RateLimitPolicy, key: string) => `rl:${policy.name}:${key}`
 
-/** A member unique to this request in the window's sorted set. */
-export const windowMember = () => `${Date.now()}-${randomBytes(6).toString("hex")}`
+/** This process's mark in window members: random, so replicas never collide. */
+const PROCESS_MARK = randomBytes(6).toString("hex")
+let memberCount = 0
+
+/**
+ * A member unique to this request in the window's sorted set: the process mark and a counter
+ * (random bytes per request were a getrandom call each, on every authenticated request).
+ */
+export const windowMember = () => `${Date.now()}-${PROCESS_MARK}-${(memberCount = (memberCount + 1) % 1_000_000_000)}`
 
 /** The script's reply as a decision. */
 export const decisionOf = (
