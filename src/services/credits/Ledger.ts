@@ -338,7 +338,9 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       )
     })
 
-    const balance = Effect.fn("Ledger.balance")(function*(userId: string) {
+    // Read on every balance request: untraced, since Effect.fn captures a stack trace per call even
+    // while no span is exported (see platform/tracing.ts).
+    const balance = Effect.fnUntraced(function*(userId: string) {
       const rows = yield* sql`SELECT balance FROM users WHERE id = ${userId}`.pipe(
         Effect.flatMap((raw) => Effect.orDie(decodeBalances(raw)))
       )
