@@ -5,6 +5,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Runtime } from "effect"
 import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
+import { accessLine } from "./middleware/requestLog.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { Lifecycle } from "../../services/platform/Lifecycle.js"
@@ -35,21 +36,53 @@ const clientErrorEnvelope = (error: NodeJS.ErrnoException): Envelope => {
 
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }
 
+/** The liveness answer, the same bytes and headers the HttpApi route gives (Vary: Origin from the CORS middleware). */
+const LIVENESS_BODY = JSON.stringify({ status: "ok" })
+const LIVENESS_HEADERS = { "content-type": "application/json", "content-length": String(Buffer.byteLength(LIVENESS_BODY)), vary: "Origin" }
+
+/**
+ * The one route answered before Effect's handler: GET /health/liveness without an Origin, the probe
+ * an orchestrator hits every few seconds on every replica and that must stay fast under load. It
+ * checks nothing, so it needs nothing of the Effect stack; it still gets its request id (below),
+ * its in-flight tracking for the drain, and its access-log line. With an Origin (CORS headers to
+ * decide) or any other method it goes the usual way. The route stays declared in the HttpApi
+ * (OpenAPI), whose handler answers the same.
+ */
+const isLeanLiveness = (req: http.IncomingMessage) =>
+  req.method === "GET" && req.headers["origin"] === undefined &&
+  (req.url === "/health/liveness" || req.url?.startsWith("/health/liveness?") === true)
+
+/**
+ * The Node server, with a hook ahead of every 'request' listener (Effect's included): `prepare`
+ * runs first for every request, and a request it answers itself goes no further.
+ */
+class AppHttpServer extends http.Server {
+  answered: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined
+  // Node's EventEmitter.emit takes any listener arguments (`any` as in its own typing); only 'request' is looked at.
+  override emit(event: string, ...args: Array<any>): boolean {
+    if (event === "request" && this.answered?.(args[0], args[1]) === true) return true
+    return super.emit(event, ...args)
+  }
+}
+
 interface ConnectionOptions {
   readonly bodyLimitBytes: number
+  /** Called once per request answered before Effect's handler, for its access-log line. */
+  readonly onAnswered: (details: { readonly method: string; readonly route: string; readonly status: number; readonly durationMs: number; readonly requestId: string }) => void
   /** Called once per connection-level refusal ('clientError'), for the log. */
   readonly onClientError: (details: { readonly status: number; readonly code: string; readonly reason: string; readonly requestId: string }) => void
 }
 
-const makeConnections = (server: http.Server, options: ConnectionOptions): HttpConnectionsShape => {
+const makeConnections = (server: AppHttpServer, options: ConnectionOptions): HttpConnectionsShape => {
   const inFlight = new Set<http.ServerResponse>()
   const tooLargeBody = (requestId: string) => JSON.stringify(envelopeBody(tooLarge(options.bodyLimitBytes), requestId))
   const waiters = new Set<() => void>()
   let closing = false
-  // Registered before Effect's handler, so every request is counted from its first moment. The
+  // Runs before Effect's handler, so every request is counted from its first moment. The
   // request id is settled here too: a header set on the Node response costs less than any
   // per-request Effect machinery, and is present on every answer, errors included.
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+  server.answered = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const start = performance.now()
     const inbound = req.headers["x-request-id"]
     const requestId = typeof inbound === "string" && isValidRequestId(inbound) ? inbound : randomUUID()
     req.headers["x-request-id"] = requestId
@@ -61,7 +94,18 @@ const makeConnections = (server: http.Server, options: ConnectionOptions): HttpC
       inFlight.delete(res)
       if (inFlight.size === 0) for (const wake of waiters) wake()
     })
-  })
+    if (!isLeanLiveness(req)) return false
+    res.writeHead(200, LIVENESS_HEADERS).end(LIVENESS_BODY)
+    const queryAt = req.url!.indexOf("?")
+    options.onAnswered({
+      method: "GET",
+      route: queryAt === -1 ? req.url! : req.url!.slice(0, queryAt),
+      status: 200,
+      durationMs: Math.round((performance.now() - start) * 100) / 100,
+      requestId
+    })
+    return true
+  }
   // Node answers a request it cannot parse (an unknown method, a malformed request line, headers
   // over the limit) with an empty 400/431 and no request ever reaches the app; this answers in the
   // error body with a request id, like Node's default: only while the socket can still take a
@@ -114,9 +158,11 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
     Effect.gen(function*() {
       const config = yield* AppConfig
       const runtime = yield* Effect.runtime<never>()
-      const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
+      const server = new AppHttpServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
+      const runSync = Runtime.runSync(runtime)
       const connections = makeConnections(server, {
         bodyLimitBytes: config.http.bodyLimitBytes,
+        onAnswered: ({ durationMs, method, requestId, route, status }) => runSync(accessLine(method, route, status, durationMs, requestId)),
         onClientError: ({ requestId, ...details }) =>
           Runtime.runFork(runtime)(
             Effect.logInfo("request", details).pipe(Effect.annotateLogs("requestId", requestId))

@@ -1,4 +1,4 @@
-import { Effect, Layer, Metric, Redacted, Runtime } from "effect"
+import { Duration, Effect, Layer, Metric, Redacted, Runtime } from "effect"
 import pg from "pg"
 import type { CurrentUserShape } from "../../services/accounts/CurrentUser.js"
 import {
@@ -11,6 +11,7 @@ import {
 } from "../../services/accounts/SessionMirror.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { errorCodeOf } from "../../services/platform/errorCode.js"
+import { awaitWithin } from "../../services/platform/Lifecycle.js"
 import { Redis } from "../../services/platform/Redis.js"
 import { decisionOf, SLIDING_WINDOW_FUNCTION, windowKey, windowMember, withinBudget } from "../platform/RateLimiterRedis.js"
 
@@ -24,6 +25,7 @@ const RECORD_TTL_MS = 5 * 60_000
 const TOMBSTONE_TTL_MS = 2 * RECORD_TTL_MS
 const RESYNC_EVERY_MS = 1_000
 const LISTEN_RETRY_CAP_MS = 10_000
+const LISTENER_END_LIMIT = Duration.seconds(1)
 
 /**
  * {0, generation}: not mirrored under the current generation; {-1}: revoked, expired or another
@@ -150,6 +152,7 @@ export const SessionMirrorRedis = Layer.scoped(
       const next = new pg.Client({
         connectionString: Redacted.value(config.database.url),
         application_name: "lumiku-backend:session-revocations",
+        connectionTimeoutMillis: Duration.toMillis(config.database.connectTimeout),
         keepAlive: true
       })
       listener = next
@@ -179,7 +182,7 @@ export const SessionMirrorRedis = Layer.scoped(
     }
     listen()
     yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
+      Effect.suspend(() => {
         closed = true
         distrust()
         clearInterval(timer)
@@ -188,7 +191,11 @@ export const SessionMirrorRedis = Layer.scoped(
         client.off("ready", resync)
         const current = listener
         listener = undefined
-        await current?.end().catch(() => undefined)
+        if (current === undefined) return Effect.void
+        // A server that never answers cannot hold the release: past the bound the socket goes with the process.
+        return awaitWithin(() => current.end(), LISTENER_END_LIMIT).pipe(
+          Effect.catchAll(() => Effect.sync(() => (current as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()))
+        )
       })
     )
 

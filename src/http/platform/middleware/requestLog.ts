@@ -11,7 +11,11 @@ import { requestIdOf } from "../requestContext.js"
 const failureStatus = (cause: Cause.Cause<unknown>) =>
   Effect.map(HttpServerError.causeResponse(cause), ([response]) => response.status)
 
-const accessLine = (method: string, route: string, start: number, status: number) =>
+/** The access-log line of one request (also written for the requests HttpServerLive answers itself). */
+export const accessLine = (method: string, route: string, status: number, durationMs: number, requestId: string) =>
+  Effect.logInfo("request", { method, route, status, durationMs }).pipe(Effect.annotateLogs("requestId", requestId))
+
+const accessLineSince = (method: string, route: string, start: number, status: number) =>
   Effect.logInfo("request", { method, route, status, durationMs: Math.round((performance.now() - start) * 100) / 100 })
 
 /**
@@ -29,10 +33,10 @@ export const requestLog = (app: HttpApp.Default): HttpApp.Default =>
     return app.pipe(
       Effect.onExit((exit) => {
         // A body refused at the Node level (see bodyLimit) got 413, whatever the handler did.
-        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return accessLine(request.method, route, start, 413)
+        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return accessLineSince(request.method, route, start, 413)
         return Exit.isSuccess(exit)
-          ? accessLine(request.method, route, start, exit.value.status)
-          : Effect.flatMap(failureStatus(exit.cause), (status) => accessLine(request.method, route, start, status))
+          ? accessLineSince(request.method, route, start, exit.value.status)
+          : Effect.flatMap(failureStatus(exit.cause), (status) => accessLineSince(request.method, route, start, status))
       }),
       Effect.annotateLogs("requestId", requestIdOf(request.headers))
     )
