@@ -5,6 +5,7 @@ import { AdminCredentials } from "./AdminAuth.js"
 import { Api } from "../Api.js"
 import { requestBearerToken } from "./bearer.js"
 import { RateLimitGuard } from "./RateLimitGuard.js"
+import { readinessAnswer } from "./readinessAnswer.js"
 
 // Built once: every liveness answer is the same bytes.
 const LIVENESS = HttpServerResponse.unsafeJson({ status: "ok" })
@@ -39,16 +40,10 @@ export const HealthHandlers = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("liveness", () => Effect.succeed(LIVENESS))
       .handle("readiness", () =>
         health.readiness().pipe(
-          Effect.map((report) =>
-            HttpServerResponse.unsafeJson(
-              {
-                status: report.ready ? "ready" : "not_ready",
-                ...(report.reason === undefined ? {} : { reason: report.reason }),
-                checks: report.checks
-              },
-              { status: report.ready ? 200 : 503 }
-            )
-          )
+          Effect.map((report) => {
+            const answer = readinessAnswer(report)
+            return HttpServerResponse.text(answer.body, { status: answer.status, contentType: "application/json" })
+          })
         ))
       .handle("detailed", () => detailed)
       .handle("detailedApi", () => detailed)

@@ -2,13 +2,15 @@ import { randomUUID } from "node:crypto"
 import * as http from "node:http"
 import type { Duplex } from "node:stream"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Runtime } from "effect"
+import { Context, Effect, Layer, Option, Runtime } from "effect"
 import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { accessLine } from "./middleware/requestLog.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
+import { Health } from "../../services/platform/Health.js"
 import { Lifecycle } from "../../services/platform/Lifecycle.js"
+import { readinessAnswer } from "./readinessAnswer.js"
 
 /** What the drain needs to see of the Node server: its in-flight responses and the server itself. */
 export interface HttpConnectionsShape {
@@ -36,21 +38,36 @@ const clientErrorEnvelope = (error: NodeJS.ErrnoException): Envelope => {
 
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }
 
-/** The liveness answer, the same bytes and headers the HttpApi route gives (Vary: Origin from the CORS middleware). */
-const LIVENESS_BODY = JSON.stringify({ status: "ok" })
-const LIVENESS_HEADERS = { "content-type": "application/json", "content-length": String(Buffer.byteLength(LIVENESS_BODY)), vary: "Origin" }
+/** A probe's answer: status and JSON body, as the HttpApi route gives them. */
+export interface ProbeAnswer { readonly status: number; readonly body: string }
+
+/** The probes answered ahead of the Effect stack, by path: liveness at once, readiness from the Health service. */
+export type Probes = Readonly<Record<string, () => ProbeAnswer | Promise<ProbeAnswer>>>
+
+const LIVENESS: ProbeAnswer = { status: 200, body: JSON.stringify({ status: "ok" }) }
 
 /**
- * The one route answered before Effect's handler: GET /health/liveness without an Origin, the probe
- * an orchestrator hits every few seconds on every replica and that must stay fast under load. It
- * checks nothing, so it needs nothing of the Effect stack; it still gets its request id (below),
- * its in-flight tracking for the drain, and its access-log line. With an Origin (CORS headers to
- * decide) or any other method it goes the usual way. The route stays declared in the HttpApi
- * (OpenAPI), whose handler answers the same.
+ * The probes (GET /health/liveness and /health/readiness without an Origin) are answered by the
+ * Node server before Effect's handler: an orchestrator hits them every few seconds on every
+ * replica, and they must stay fast under load. Each still gets its request id (below), its
+ * in-flight tracking for the drain, the same headers (Vary: Origin, as the CORS middleware adds)
+ * and body as the HttpApi route, and its access-log line. With an Origin (CORS headers to decide)
+ * or any other method a probe goes the usual way; the routes stay declared in the HttpApi (OpenAPI),
+ * whose handlers answer the same.
  */
-const isLeanLiveness = (req: http.IncomingMessage) =>
-  req.method === "GET" && req.headers["origin"] === undefined &&
-  (req.url === "/health/liveness" || req.url?.startsWith("/health/liveness?") === true)
+const probePath = (req: http.IncomingMessage, probes: Probes): string | undefined => {
+  if (req.method !== "GET" || req.headers["origin"] !== undefined || req.url === undefined) return undefined
+  const queryAt = req.url.indexOf("?")
+  const path = queryAt === -1 ? req.url : req.url.slice(0, queryAt)
+  return Object.hasOwn(probes, path) ? path : undefined
+}
+
+const writeProbe = (res: http.ServerResponse, answer: ProbeAnswer) =>
+  res.writeHead(answer.status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(answer.body)),
+    vary: "Origin"
+  }).end(answer.body)
 
 /**
  * The Node server, with a hook ahead of every 'request' listener (Effect's included): `prepare`
@@ -67,6 +84,7 @@ class AppHttpServer extends http.Server {
 
 interface ConnectionOptions {
   readonly bodyLimitBytes: number
+  readonly probes: Probes
   /** Called once per request answered before Effect's handler, for its access-log line. */
   readonly onAnswered: (details: { readonly method: string; readonly route: string; readonly status: number; readonly durationMs: number; readonly requestId: string }) => void
   /** Called once per connection-level refusal ('clientError'), for the log. */
@@ -94,16 +112,27 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
       inFlight.delete(res)
       if (inFlight.size === 0) for (const wake of waiters) wake()
     })
-    if (!isLeanLiveness(req)) return false
-    res.writeHead(200, LIVENESS_HEADERS).end(LIVENESS_BODY)
-    const queryAt = req.url!.indexOf("?")
-    options.onAnswered({
-      method: "GET",
-      route: queryAt === -1 ? req.url! : req.url!.slice(0, queryAt),
-      status: 200,
-      durationMs: Math.round((performance.now() - start) * 100) / 100,
-      requestId
-    })
+    const path = probePath(req, options.probes)
+    if (path === undefined) return false
+    const answer = (probe: ProbeAnswer) => {
+      if (res.writableEnded || res.destroyed) return
+      writeProbe(res, probe)
+      options.onAnswered({
+        method: "GET",
+        route: path,
+        status: probe.status,
+        durationMs: Math.round((performance.now() - start) * 100) / 100,
+        requestId
+      })
+    }
+    const found = options.probes[path]!()
+    if (!(found instanceof Promise)) answer(found)
+    else {
+      found.then(answer, () => {
+        const body = JSON.stringify(envelopeBody({ status: 500, code: "INTERNAL", message: "Internal server error" }, requestId))
+        answer({ status: 500, body })
+      })
+    }
     return true
   }
   // Node answers a request it cannot parse (an unknown method, a malformed request line, headers
@@ -160,8 +189,19 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       const runtime = yield* Effect.runtime<never>()
       const server = new AppHttpServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
       const runSync = Runtime.runSync(runtime)
+      // Absent where a test builds the server alone: then only liveness is answered here.
+      const health = yield* Effect.serviceOption(Health)
+      const runPromise = Runtime.runPromise(runtime)
+      const probes: Probes = Option.match(health, {
+        onNone: () => ({ "/health/liveness": () => LIVENESS }),
+        onSome: (health) => ({
+          "/health/liveness": () => LIVENESS,
+          "/health/readiness": () => runPromise(health.readiness()).then(readinessAnswer)
+        })
+      })
       const connections = makeConnections(server, {
         bodyLimitBytes: config.http.bodyLimitBytes,
+        probes,
         onAnswered: ({ durationMs, method, requestId, route, status }) => runSync(accessLine(method, route, status, durationMs, requestId)),
         onClientError: ({ requestId, ...details }) =>
           Runtime.runFork(runtime)(

@@ -6,31 +6,32 @@ const lines = (app: InProcessApp, requestId: string) =>
   app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId)
 
 /**
- * GET /health/liveness without an Origin is answered by the Node server before the Effect stack
- * (HttpServerLive); with an Origin it goes through the stack. Both must give the same answer.
+ * GET /health/liveness and /health/readiness without an Origin are answered by the Node server
+ * before the Effect stack (HttpServerLive); with an Origin they go through the stack. Both must
+ * give the same answer.
  */
-describe("liveness answered ahead of the Effect stack", () => {
+describe("probes answered ahead of the Effect stack", () => {
   let app: InProcessApp
   beforeAll(async () => {
     app = await startApp(testEnv({ ROLE: "api", LOG_LEVEL: "info", CORS_ORIGIN: "https://app.lumiku.com" }))
   })
   afterAll(() => app?.close())
 
-  it("the same status, body and headers as the HttpApi route gives, its request id kept, and one access-log line", async () => {
-    const lean = await fetch(app.url("/health/liveness?probe=1"), { headers: { "x-request-id": "lean-probe-0001" } })
+  it.each(["liveness", "readiness"])("%s: the same status, body and headers as the HttpApi route gives, its request id kept, and one access-log line", async (probe) => {
+    const lean = await fetch(app.url(`/health/${probe}?probe=1`), { headers: { "x-request-id": `lean-${probe}-0001` } })
     // A denied Origin goes through the Effect stack (CORS decides), which adds nothing but Vary.
-    const full = await fetch(app.url("/health/liveness?probe=1"), { headers: { "x-request-id": "full-probe-0001", origin: "https://elsewhere.example" } })
+    const full = await fetch(app.url(`/health/${probe}?probe=1`), { headers: { "x-request-id": `full-${probe}-0001`, origin: "https://elsewhere.example" } })
     expect(lean.status).toBe(200)
     expect(full.status).toBe(200)
     expect(await lean.text()).toBe(await full.text())
     const headers = (r: Response) => Object.fromEntries([...r.headers].filter(([k]) => !["date", "x-request-id"].includes(k)))
     expect(headers(lean)).toEqual(headers(full))
-    expect(lean.headers.get("x-request-id")).toBe("lean-probe-0001")
+    expect(lean.headers.get("x-request-id")).toBe(`lean-${probe}-0001`)
     await new Promise((r) => setTimeout(r, 250)) // the access log is flushed in batches
-    for (const id of ["lean-probe-0001", "full-probe-0001"]) {
+    for (const id of [`lean-${probe}-0001`, `full-${probe}-0001`]) {
       const logged = lines(app, id)
       expect(logged).toHaveLength(1)
-      expect(logged[0]).toMatchObject({ msg: "request", method: "GET", route: "/health/liveness", status: 200 })
+      expect(logged[0]).toMatchObject({ msg: "request", method: "GET", route: `/health/${probe}`, status: 200 })
       expect(typeof logged[0]!["durationMs"]).toBe("number")
     }
   })
