@@ -34,6 +34,9 @@ describe("probes answered ahead of the Effect stack", () => {
       expect(logged[0]).toMatchObject({ msg: "request", method: "GET", route: `/health/${probe}`, status: 200 })
       expect(typeof logged[0]!["durationMs"]).toBe("number")
     }
+    // The same line, field for field, whichever path answered.
+    const keys = (id: string) => Object.keys(lines(app, id)[0]!).sort()
+    expect(keys(`lean-${probe}-0001`)).toEqual(keys(`full-${probe}-0001`))
   })
 
   it("an allowed Origin still gets its CORS headers (the Effect stack answers), and other methods keep their answers", async () => {

@@ -5,7 +5,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Option, Runtime } from "effect"
 import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
-import { accessLine } from "./middleware/requestLog.js"
+import { makeAccessLog } from "./middleware/requestLog.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { Health } from "../../services/platform/Health.js"
@@ -188,7 +188,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       const config = yield* AppConfig
       const runtime = yield* Effect.runtime<never>()
       const server = new AppHttpServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
-      const runSync = Runtime.runSync(runtime)
+      const accessLog = makeAccessLog(runtime)
       // Absent where a test builds the server alone: then only liveness is answered here.
       const health = yield* Effect.serviceOption(Health)
       const runPromise = Runtime.runPromise(runtime)
@@ -202,7 +202,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       const connections = makeConnections(server, {
         bodyLimitBytes: config.http.bodyLimitBytes,
         probes,
-        onAnswered: ({ durationMs, method, requestId, route, status }) => runSync(accessLine(method, route, status, durationMs, requestId)),
+        onAnswered: ({ durationMs, method, requestId, route, status }) => accessLog(method, route, status, durationMs, requestId),
         onClientError: ({ requestId, ...details }) =>
           Runtime.runFork(runtime)(
             Effect.logInfo("request", details).pipe(Effect.annotateLogs("requestId", requestId))
