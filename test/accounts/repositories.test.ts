@@ -90,6 +90,9 @@ layer(RepositoriesTest)("SessionRepositoryLive", (it) => {
       yield* Effect.promise(() => listener.connect().then(() => listener.query(`LISTEN ${SESSION_REVOKED_CHANNEL}`)))
       tombstoned.length = 0
       yield* sessions.revoke(a)
+      expect(tombstoned).toEqual([a])
+      // Revoked already: tombstoned again all the same, a mirror may have missed the first.
+      yield* sessions.revoke(a)
       expect(tombstoned).toEqual([a, a])
       yield* sessions.rotate({ presented: digest, next: `next-${user.id}` })
       tombstoned.length = 0

@@ -57,9 +57,9 @@ export const SessionRepositoryLive = Layer.effect(
         ),
 
       revoke: (sessionId) =>
-        // The tombstone even when Postgres had it revoked already: a mirror may have missed it.
+        // A tombstone even when Postgres had it revoked already: a mirror may have missed it.
         revokeWith(sql`UPDATE sessions SET revoked_at = now() WHERE id = ${sessionId} AND revoked_at IS NULL RETURNING id`).pipe(
-          Effect.zipRight(mirror.revoked([sessionId]))
+          Effect.flatMap((ids) => (ids.length === 0 ? mirror.revoked([sessionId]) : Effect.void))
         ),
 
       revokeAllOf: (userId) =>
