@@ -1,5 +1,6 @@
 import { Context, Data, type Duration, type Option, type Redacted } from "effect"
 import type { CorsPolicy } from "./CorsPolicy.js"
+import type { PolicyName, RateLimitSetting } from "./rateLimitPolicies.js"
 import type { RetryPolicyConfig } from "../jobs/retryPolicy.js"
 
 export type NodeEnv = "development" | "production" | "test"
@@ -80,11 +81,8 @@ export interface AppConfigShape {
     /** Built from CORS_ORIGIN, CORS_WILDCARD_DEPTH, CORS_METHODS and CORS_HEADERS. */
     readonly policy: CorsPolicy
   }
-  /** Per-policy limits (see http/RateLimitGuard.ts), from RATE_LIMIT_<POLICY>="<n> per <duration>". */
-  readonly rateLimits: Readonly<Record<
-    "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment",
-    { readonly limit: number; readonly window: Duration.Duration }
-  >>
+  /** The limit in effect of each policy of rateLimitPolicies.ts, from RATE_LIMIT_<POLICY>="<n> per <duration>". */
+  readonly rateLimits: Readonly<Record<PolicyName, RateLimitSetting>>
   readonly health: {
     readonly checkTimeout: Duration.Duration
     readonly detailedTimeout: Duration.Duration
