@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest"
 import { appConfigFrom, loadAppConfig } from "../../src/layers/platform/AppConfigLive.js"
 import { docsOf, section } from "../../src/layers/platform/config/section.js"
 import { sections } from "../../src/layers/platform/config/sections.js"
+import { renderEnvExample } from "../../src/layers/platform/config/envExample.js"
 import { CONFIG_END, CONFIG_START, renderConfigTable, tableIn, withTable } from "../../src/layers/platform/config/table.js"
 import { secretWithDefault, text } from "../../src/layers/platform/config/variable.js"
 import { policyNames, rateLimitPolicies } from "../../src/services/platform/rateLimitPolicies.js"
@@ -28,6 +29,12 @@ describe("the README's configuration table", () => {
   it("is the one generated from the section files (run `npm run docs:config` when this fails)", () => {
     const inReadme = Either.getOrThrow(tableIn(readme))
     expect(inReadme.split("\n"), "README.md's configuration table is stale: run `npm run docs:config`").toEqual(generated.split("\n"))
+  })
+
+  it(".env.example is the one generated from the same section files (run `npm run docs:config` when this fails)", () => {
+    const example = readFileSync(path.resolve(import.meta.dirname, "../../.env.example"), "utf8")
+    expect(example.split("\n"), ".env.example is stale: run `npm run docs:config`").toEqual(renderEnvExample().split("\n"))
+    for (const doc of docs) expect(example).toMatch(new RegExp(doc.secret ? `^# ${doc.name}=$` : `^(# )?${doc.name}=`, "m"))
   })
 
   it("lists exactly the variables the app reads", () => {
