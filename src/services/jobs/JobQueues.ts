@@ -94,6 +94,8 @@ export interface JobQueuesShape {
     jobId: string,
     payload: P
   ) => Effect.Effect<{ readonly jobId: string }, JobQueueUnavailable | InvalidJobId | JobConflict>
+  /** Removes a job that is waiting or delayed; a job a worker holds, or none, stays as it is (false). */
+  readonly remove: (queue: string, jobId: string) => Effect.Effect<boolean, JobQueueUnavailable | UnknownQueue>
   readonly counts: Effect.Effect<Record<string, QueueCounts>, JobQueueUnavailable>
   readonly deadLetters: {
     readonly list: (
