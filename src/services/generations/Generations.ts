@@ -75,7 +75,7 @@ export interface ListParams {
 
 const MAX_UNITS = 10_000
 /** Advisory-lock namespace of generation rows (the two-key form; the migration lock uses the one-key form). */
-const ROW_LOCK_SPACE = 0x67656e
+export const ROW_LOCK_SPACE = 0x67656e
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The ledger key of a generation's charge: its id, so a retried create can never charge twice. */
@@ -154,7 +154,10 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
 
     const create = Effect.fn("Generations.create")(function*(params: CreateParams) {
       const app = catalog.get(params.app)
-      if (app === undefined) return yield* new ValidationError({ message: `There is no app "${params.app}"`, field: "app" })
+      // A coming-soon app is listed but has no worker yet: its jobs would wait for ever.
+      if (app === undefined || app.comingSoon) {
+        return yield* new ValidationError({ message: `The app "${params.app}" is not available`, field: "app" })
+      }
       if (!Number.isSafeInteger(params.units) || params.units < 1 || params.units > MAX_UNITS) {
         return yield* new ValidationError({ message: `units must be a whole number from 1 to ${MAX_UNITS}`, field: "units" })
       }
