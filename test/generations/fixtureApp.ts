@@ -31,7 +31,7 @@ export const fixtureApp: GenerationApp = {
 
 /** A second app (no generations run for it): only listed, to show the dashboard order. */
 export const otherApp: GenerationApp = {
-  appId: "another-app",
+  appId: "zz-another",
   name: "Another App",
   description: "Listed first",
   icon: "video",

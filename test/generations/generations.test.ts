@@ -129,6 +129,25 @@ describe("the generation flow with a fixture app", () => {
     expect(listed.body["generations"][0]).toMatchObject({ id: created.id, status: "partial", creditUsed: 2, fileCount: 1 })
   })
 
+  it("a completion that delivered nothing is a failure, refunded in full", async () => {
+    const user = await newUser(100)
+    const created = await create(user.id, { mode: "partial", deliver: 0 }, 4, 10)
+    const done = await settled(created.id, "failed")
+    expect(done).toMatchObject({ units_delivered: 0, refunded: "10", error_code: "NO_OUTPUT", outputs: [] })
+    expect(await balance(user.id)).toBe(100)
+    expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:-10", "refund:10"])
+  })
+
+  it("a user exempt from usage charges is charged 0 and refunded 0: a partial delivery mints nothing", async () => {
+    const user = await newUser(100)
+    await db.query("UPDATE users SET tags = array['enterprise_unlimited'] WHERE id = $1", [user.id])
+    const created = await create(user.id, { mode: "partial", deliver: 1 }, 4, 10)
+    expect(created).toMatchObject({ charged: 0, creditCost: 10 })
+    expect(await settled(created.id, "partial")).toMatchObject({ charged: "0", refunded: "0" })
+    expect(await balance(user.id)).toBe(100)
+    expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:0"])
+  })
+
   it("a job that fails for good is failed and refunded by its compensation, exactly once; its dead letter cannot be retried", async () => {
     const user = await newUser(100)
     const created = await create(user.id, { mode: "fail" })
@@ -324,7 +343,7 @@ describe("the generation flow with a fixture app", () => {
     expect(oldest.body["generations"].map((g: { id: string }) => g.id)).toEqual(ids.slice(0, 2))
     const byName = await call(app, "GET", "/api/generations?sort=name", undefined, bearer(owner.token))
     expect(byName.body["generations"].map((g: { id: string }) => g.id)).toEqual([...ids].reverse())
-    const none = await call(app, "GET", "/api/generations?app=another-app", undefined, bearer(owner.token))
+    const none = await call(app, "GET", "/api/generations?app=zz-another", undefined, bearer(owner.token))
     expect(none.body).toMatchObject({ generations: [], total: 0, hasMore: false })
 
     const recent = await call(app, "GET", "/api/generations/recent?limit=2", undefined, bearer(owner.token))
@@ -337,6 +356,28 @@ describe("the generation flow with a fixture app", () => {
     const theirs = await call(app, "GET", "/api/generations", undefined, bearer(other.token))
     expect(theirs.body).toMatchObject({ generations: [], total: 0, hasMore: false })
     expect((await call(app, "GET", "/api/generations/recent", undefined, bearer(other.token))).body["generations"]).toEqual([])
+  })
+
+  it("sort=name orders by the app's name (an app no longer offered by its id), newest first within an app", async () => {
+    const user = await newUser(100)
+    const created = await create(user.id, { mode: "ok" }, 1, 10)
+    await settled(created.id, "completed")
+    const insert = (id: string, appId: string) =>
+      db.query(
+        "INSERT INTO generations (id, user_id, app, units_requested, credit_cost, charged, created_at) VALUES ($1, $2, $3, 1, 1, 0, now() - interval '1 day')",
+        [id, user.id, appId]
+      )
+    const another = "00000000-0000-4000-8000-0000000000a1"
+    const retired = "00000000-0000-4000-8000-0000000000a2"
+    await insert(another, "zz-another")
+    await insert(retired, "aaa-retired")
+    const ids = async (sort: string) =>
+      (await call(app, "GET", `/api/generations?sort=${sort}`, undefined, bearer(user.token))).body["generations"].map((g: { id: string }) => g.id)
+    // by name "aaa-retired" < "another app" < "fixture render"; by id "zz-another" would be last
+    expect(await ids("name")).toEqual([retired, another, created.id])
+    expect((await ids("latest"))[0]).toBe(created.id)
+    const listed = await call(app, "GET", "/api/generations?app=aaa-retired", undefined, bearer(user.token))
+    expect(listed.body["generations"][0]).toMatchObject({ appId: "aaa-retired", appName: "aaa-retired", appIcon: "layers", appColor: "blue" })
   })
 
   it("rejects bad query parameters with a 400 in the one error body, and unauthenticated calls with a 401", async () => {
@@ -388,7 +429,7 @@ describe("the generation flow with a fixture app", () => {
     expect(r.body).toEqual({
       success: true,
       apps: [
-        { appId: "another-app", name: "Another App", description: "Listed first", icon: "video", color: "blue", order: 1, beta: false, comingSoon: true },
+        { appId: "zz-another", name: "Another App", description: "Listed first", icon: "video", color: "blue", order: 1, beta: false, comingSoon: true },
         { appId: "fixture-render", name: "Fixture Render", description: "Renders test outputs", icon: "film", color: "purple", order: 2, beta: true, comingSoon: false }
       ]
     })
