@@ -9,6 +9,7 @@ import { JobQueues } from "../../src/services/jobs/JobQueues.js"
 import { bullPrefix } from "../../src/services/jobs/queueNames.js"
 import { AppConfig } from "../../src/services/platform/AppConfig.js"
 import { Storage } from "../../src/services/platform/Storage.js"
+import { progressChannel } from "../../src/workers/jobs/runtime.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { eventually } from "../support/jobHarness.js"
@@ -100,7 +101,19 @@ describe("the generation flow with a fixture app", () => {
     expect(await generations((g) => g.progress(created.id, 20, 1))).toBe(true)
     expect(await row(created.id)).toMatchObject({ progress: 60, units_delivered: 2 })
 
-    await Effect.runPromise(Deferred.succeed(held.get(created.id)!, undefined))
+    // Progress also reaches the user's progress channel (for the web app's live updates).
+    const config = await run(AppConfig)
+    const subscriber = redis.duplicate()
+    const messages: Array<Record<string, unknown>> = []
+    subscriber.on("message", (_channel, message: string) => messages.push(JSON.parse(message)))
+    await subscriber.subscribe(progressChannel(config.redis.keyPrefix, user.id))
+    try {
+      await Effect.runPromise(Deferred.succeed(held.get(created.id)!, undefined))
+      await eventually(async () => (messages.some((m) => m["percent"] === 100) ? true : undefined), 5_000, "progress published")
+      expect(messages.at(-1)).toMatchObject({ type: "progress", jobId: created.id, percent: 100, delivered: 3 })
+    } finally {
+      subscriber.disconnect()
+    }
     const done = await settled(created.id, "completed")
     expect(done).toMatchObject({ progress: 100, units_delivered: 3, refunded: "0", charged: "30", error_code: null })
     expect(done.completed_at).not.toBeNull()
@@ -157,12 +170,12 @@ describe("the generation flow with a fixture app", () => {
     expect(failed.error_message).toMatch(/refunded/)
     await eventually(async () => ((await balance(user.id)) === 100 ? true : undefined), 5_000, "refund")
     // The compensation delivered again (a crash after it ran, say): nothing changes.
-    await run(fixtureHandler.compensate!({ generationId: created.id }, {
+    await run(fixtureHandler.compensate!({ generationId: created.id, userId: user.id }, {
       jobId: created.id,
       jobClass: "permanent",
       reason: "again",
       lastError: { tag: "JobPermanent", message: "again" },
-      encodedPayload: { generationId: created.id }
+      encodedPayload: { generationId: created.id, userId: user.id }
     }))
     expect(Option.isNone(await generations((g) => g.fail(created.id, "X", "again")))).toBe(true)
     expect(await balance(user.id)).toBe(100)
@@ -261,7 +274,7 @@ describe("the generation flow with a fixture app", () => {
 
   it("a job whose generation never committed does nothing", async () => {
     const ghost = "00000000-0000-4000-8000-00000000dead"
-    await run(Effect.flatMap(JobQueues, (q) => q.enqueue(FixtureJob, ghost, { generationId: ghost })))
+    await run(Effect.flatMap(JobQueues, (q) => q.enqueue(FixtureJob, ghost, { generationId: ghost, userId: ghost })))
     await eventually(async () => ((await queue.getJob(ghost))?.finishedOn ? true : undefined), 5_000, "job finished")
     expect(await (await queue.getJob(ghost))!.getState()).toBe("completed")
     expect(renders.get(ghost)).toBeUndefined()
@@ -280,7 +293,7 @@ describe("the generation flow with a fixture app", () => {
         "INSERT INTO generations (id, user_id, app, units_requested, credit_cost, charged, settings) VALUES ($1, $2, 'fixture-render', 1, 10, 0, '{\"mode\":\"ok\"}')",
         [id, user.id]
       )
-      await run(Effect.flatMap(JobQueues, (q) => q.enqueue(FixtureJob, id, { generationId: id })))
+      await run(Effect.flatMap(JobQueues, (q) => q.enqueue(FixtureJob, id, { generationId: id, userId: user.id })))
       await eventually(async () => ((await queue.getJob(id))?.processedOn ? true : undefined), 5_000, "job taken")
       await new Promise((resolve) => setTimeout(resolve, 300))
       await client.query("COMMIT")

@@ -29,8 +29,8 @@ export const AppListing = Schema.Struct({
 }).annotations({ identifier: "App" })
 export type AppListing = typeof AppListing.Type
 
-/** What every generation job carries: the row holds the rest (settings, seed, units). */
-export const GenerationJobPayload = Schema.Struct({ generationId: Schema.UUID })
+/** What every generation job carries: the row holds the rest (settings, seed, units); the user is whose progress channel it reports on. */
+export const GenerationJobPayload = Schema.Struct({ generationId: Schema.UUID, userId: Schema.UUID })
 export type GenerationJobPayload = typeof GenerationJobPayload.Type
 
 /** An app that produces generations: its listing, and the job kind that renders them. */

@@ -105,7 +105,13 @@ export const defineGenerationJob = (options: {
   readonly queue: string
   readonly timeout: `${number} ${"seconds" | "minutes"}`
   readonly concurrency: number
-}) => defineJob({ ...options, payload: GenerationJobPayload, refuseRetry: generationRetryRefusal })
+}) =>
+  defineJob({
+    ...options,
+    payload: GenerationJobPayload,
+    userIdOf: (payload) => payload.userId,
+    refuseRetry: generationRetryRefusal
+  })
 
 /**
  * What is refunded when `delivered` of `requested` units were delivered: the undelivered share of
@@ -180,7 +186,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
           VALUES (${id}, ${params.userId}, ${app.appId}, ${params.projectId ?? null}, ${params.units}, ${params.cost},
                   ${-charge.delta}, ${JSON.stringify(params.settings)}::jsonb, ${seed})
           RETURNING *`)
-        yield* queues.enqueue(app.job, id, { generationId: id })
+        yield* queues.enqueue(app.job, id, { generationId: id, userId: params.userId })
         return Option.getOrThrow(created)
       })).pipe(
         Effect.catchTags({
@@ -272,7 +278,16 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
         if (Option.isSome(settled)) yield* refundUndelivered(settled.value)
         return settled
       })).pipe(
-        Effect.catchTags({ InvalidAmount: Effect.die, IdempotencyKeyReused: Effect.die, UserNotFound: Effect.die, InsufficientCredits: Effect.die, ChargeNotFound: Effect.die, NotRefundable: Effect.die })
+        // None can happen: the refund names this generation's own usage charge, and the delivered share is
+        // charged after that refund, under the user's row lock, from the credits it just returned.
+        Effect.catchTags({
+          InvalidAmount: Effect.die,
+          IdempotencyKeyReused: Effect.die,
+          UserNotFound: Effect.die,
+          InsufficientCredits: Effect.die,
+          ChargeNotFound: Effect.die,
+          NotRefundable: Effect.die
+        })
       )
 
     /**

@@ -26,7 +26,8 @@ export class JobConflict extends Data.TaggedError("JobConflict")<{ readonly queu
 
 /**
  * The dead letter cannot be retried or discarded right now: another admin call is handling it, its
- * compensation has not finished, or its job is locked by a worker. HTTP maps it to 409.
+ * compensation has not finished, or its job is locked by a worker; or its job kind refuses the retry
+ * (`JobDefinition.refuseRetry`, the reason says why). HTTP maps it to 409.
  */
 export class DeadLetterBusy extends Data.TaggedError("DeadLetterBusy")<{
   readonly queue: string

@@ -7,7 +7,10 @@ import type { JobHandler, WorkerServices } from "../jobs/runtime.js"
 
 export interface RenderContext {
   readonly generation: Generation
-  /** Reports progress (0-100, never backwards) and, optionally, how many units are done. Never fails. */
+  /**
+   * Reports progress (0-100, never backwards) and, optionally, how many units are done: on the
+   * generation row and on the user's progress channel. Never fails.
+   */
   readonly progress: (percent: number, delivered?: number) => Effect.Effect<void>
 }
 
@@ -58,7 +61,10 @@ export const makeGenerationHandler = (
           return yield* Effect.logInfo("generation has nothing to run (never stored, or already settled)", { generationId: id })
         }
         const progress = (percent: number, delivered?: number) =>
-          Effect.zipRight(job.progress(percent), generations.progress(id, percent, delivered)).pipe(
+          Effect.zipRight(
+            job.progress(percent, delivered === undefined ? {} : { delivered }),
+            generations.progress(id, percent, delivered)
+          ).pipe(
             Effect.catchAll((error) => Effect.logWarning("generation progress not recorded", { generationId: id, error: String(error) })),
             Effect.asVoid
           )
