@@ -142,6 +142,28 @@ describe("the generation flow with a fixture app", () => {
     expect(listed.body["generations"][0]).toMatchObject({ id: created.id, status: "partial", creditUsed: 2, fileCount: 1 })
   })
 
+  it("a cancel racing a partial completion: exactly one settles, and the ledger moves once", async () => {
+    const user = await newUser(100)
+    const created = await create(user.id, { mode: "hold" }, 4, 40)
+    await eventually(async () => (held.has(created.id) ? true : undefined), 10_000, "render started")
+    const [completed, cancelled] = await Promise.all([
+      generations((g) => g.complete(created.id, [{ key: "x.txt", size: 1 }], 1)),
+      Effect.runPromise(Effect.either(Effect.provide(Effect.flatMap(Generations, (g) => g.cancel(created.id, user.id)), app.context)))
+    ])
+    const final = await row(created.id)
+    if (Option.isSome(completed)) {
+      expect(cancelled._tag === "Left" && cancelled.left._tag).toBe("GenerationFinished")
+      expect(final).toMatchObject({ status: "partial", refunded: "30" })
+      expect(await balance(user.id)).toBe(90)
+      expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:-40", "refund:40", "usage:-10"])
+    } else {
+      expect(cancelled._tag).toBe("Right")
+      expect(final).toMatchObject({ status: "cancelled", refunded: "40" })
+      expect(await balance(user.id)).toBe(100)
+      expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:-40", "refund:40"])
+    }
+  })
+
   it("a completion that delivered nothing is a failure, refunded in full", async () => {
     const user = await newUser(100)
     const created = await create(user.id, { mode: "partial", deliver: 0 }, 4, 10)
@@ -247,12 +269,23 @@ describe("the generation flow with a fixture app", () => {
 
   it("bad create input is a 400-class error, not a defect: unknown app, a coming-soon app's queue, bad units or cost", async () => {
     const user = await newUser(100)
-    const attempt = (params: { app: string; units: number; cost: number }) =>
+    const attempt = (params: { app: string; units: number; cost: number; projectId?: string; seed?: number }) =>
       Effect.runPromise(Effect.either(Effect.provide(
         Effect.flatMap(Generations, (g) => g.create({ userId: user.id, settings: {}, ...params })),
         app.context
       )))
-    for (const params of [{ app: "nope", units: 1, cost: 1 }, { app: otherApp.appId, units: 1, cost: 1 }, { app: fixtureApp.appId, units: 0, cost: 1 }, { app: fixtureApp.appId, units: 1.5, cost: 1 }, { app: fixtureApp.appId, units: 1, cost: 0 }]) {
+    const fixture = { app: fixtureApp.appId, units: 1, cost: 1 }
+    const bad = [
+      { ...fixture, app: "nope" },
+      { ...fixture, app: otherApp.appId },
+      { ...fixture, units: 0 },
+      { ...fixture, units: 1.5 },
+      { ...fixture, cost: 0 },
+      { ...fixture, projectId: "p1" },
+      { ...fixture, seed: -1 },
+      { ...fixture, seed: 0.5 }
+    ]
+    for (const params of bad) {
       const result = await attempt(params)
       expect(result._tag === "Left" && result.left._tag).toBe("ValidationError")
     }

@@ -65,6 +65,14 @@ export interface CreateParams {
   readonly seed?: number | undefined
 }
 
+/** Where a settling transition goes: its status and what was delivered (the rest is refunded). */
+interface Settlement {
+  readonly status: "completed" | "partial" | "failed" | "cancelled"
+  readonly delivered: number
+  readonly outputs: ReadonlyArray<GenerationOutput>
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
 export type ListSort = "latest" | "oldest" | "name"
 
 export interface ListParams {
@@ -116,8 +124,8 @@ export const defineGenerationJob = (options: {
 /**
  * What is refunded when `delivered` of `requested` units were delivered: the undelivered share of
  * what was charged, rounded up (in the user's favour), so a partial delivery never costs more than
- * its share and a delivery of nothing refunds everything. Computed in the settling SQL as
- * `ceil(charged * (requested - delivered) / requested)` over numeric, exact for any safe integer.
+ * its share and a delivery of nothing refunds everything. BigInt, so exact for any safe integer.
+ * Of what was charged, not of the price: a user exempt from usage charges (charged 0) gets 0 back.
  */
 export const refundFor = (charged: number, requested: number, delivered: number) =>
   Number((BigInt(charged) * BigInt(requested - delivered) + BigInt(requested - 1)) / BigInt(requested))
@@ -169,6 +177,12 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
       }
       if (!Number.isSafeInteger(params.cost) || params.cost < 1) {
         return yield* new ValidationError({ message: "cost must be a positive whole number of credits", field: "cost" })
+      }
+      if (params.projectId !== undefined && !UUID.test(params.projectId)) {
+        return yield* new ValidationError({ message: "projectId must be a UUID", field: "projectId" })
+      }
+      if (params.seed !== undefined && (!Number.isSafeInteger(params.seed) || params.seed < 0)) {
+        return yield* new ValidationError({ message: "seed must be a non-negative whole number", field: "seed" })
       }
       const id = randomUUID()
       const seed = params.seed ?? randomInt(0, 2 ** 31)
@@ -251,32 +265,30 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
       })
 
     /**
-     * The one settling transition: to `status` from pending/processing, with what was delivered,
-     * refunding the rest in the same transaction. None when it was already settled (nothing changes).
+     * The one settling transition, from one of `from`: `decide` reads the locked row and names the
+     * status and what was delivered; the rest is refunded (refundFor) in the same transaction. None
+     * when the row is not in `from` (settled already, say): then nothing changes.
      */
-    const settle = (
-      id: string,
-      to: {
-        readonly status: "completed" | "partial" | "failed" | "cancelled"
-        readonly delivered: number
-        readonly outputs: ReadonlyArray<GenerationOutput>
-        readonly error?: { readonly code: string; readonly message: string }
-      }
-    ) =>
+    const settle = (id: string, from: ReadonlyArray<GenerationStatus>, decide: (generation: Generation) => Settlement) =>
       ledger.transaction(Effect.gen(function*() {
+        const locked = yield* first(sql`SELECT * FROM generations WHERE id = ${id} AND status IN ${sql.in(from)} FOR UPDATE`)
+        if (Option.isNone(locked)) return Option.none<Generation>()
+        const current = locked.value
+        const to = decide(current)
+        const delivered = Math.max(0, Math.min(current.unitsRequested, Math.floor(to.delivered)))
         const settled = yield* first(sql`
           UPDATE generations
-          SET status = ${to.status},
-              units_delivered = LEAST(${to.delivered}, units_requested),
-              refunded = ceil(charged::numeric * (units_requested - LEAST(${to.delivered}, units_requested)) / units_requested)::bigint,
+          SET status = ${to.status}, units_delivered = ${delivered},
+              refunded = ${refundFor(current.charged, current.unitsRequested, delivered)},
               outputs = ${JSON.stringify(to.outputs)}::jsonb,
-              progress = CASE WHEN ${to.status} IN ('completed', 'partial') THEN 100 ELSE progress END,
+              progress = ${to.status === "completed" || to.status === "partial" ? 100 : current.progress},
               error_code = ${to.error?.code ?? null}, error_message = ${to.error?.message ?? null},
               completed_at = clock_timestamp(), updated_at = clock_timestamp()
-          WHERE id = ${id} AND status IN ${sql.in(ACTIVE)}
+          WHERE id = ${id}
           RETURNING *`)
-        if (Option.isSome(settled)) yield* refundUndelivered(settled.value)
-        return settled
+        const generation = Option.getOrThrow(settled)
+        yield* refundUndelivered(generation)
+        return Option.some(generation)
       })).pipe(
         // None can happen: the refund names this generation's own usage charge, and the delivered share is
         // charged after that refund, under the user's row lock, from the credits it just returned.
@@ -295,23 +307,18 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
      * is no longer processing (cancelled meanwhile, say): the outputs are then not the user's.
      */
     const complete = Effect.fn("Generations.complete")(function*(id: string, outputs: ReadonlyArray<GenerationOutput>, delivered: number) {
-      const current = yield* first(sql`SELECT * FROM generations WHERE id = ${id}`)
-      if (Option.isNone(current) || current.value.status !== "processing") return Option.none<Generation>()
-      const units = Math.max(0, Math.min(current.value.unitsRequested, Math.floor(delivered)))
-      return yield* settle(id, {
-        outputs,
-        delivered: units,
-        ...(units === current.value.unitsRequested
-          ? { status: "completed" }
-          : units > 0
-          ? { status: "partial" }
-          : { status: "failed", error: { code: "NO_OUTPUT", message: "The generation produced nothing. Your credits were refunded." } })
-      })
+      const units = Number.isFinite(delivered) ? Math.floor(delivered) : 0
+      return yield* settle(id, ["processing"], (current): Settlement =>
+        units >= current.unitsRequested
+          ? { status: "completed", delivered: units, outputs }
+          : units >= 1
+          ? { status: "partial", delivered: units, outputs }
+          : { status: "failed", delivered: 0, outputs, error: { code: "NO_OUTPUT", message: "The generation produced nothing. Your credits were refunded." } })
     })
 
     /** Failed for good (the job's compensation): everything charged is refunded. */
     const fail = Effect.fn("Generations.fail")(function*(id: string, code: string, message: string) {
-      return yield* settle(id, { status: "failed", delivered: 0, outputs: [], error: { code, message } })
+      return yield* settle(id, ACTIVE, () => ({ status: "failed", delivered: 0, outputs: [], error: { code, message } }))
     })
 
     const owned = (id: string, userId: string) =>
@@ -331,7 +338,12 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
      */
     const cancel = Effect.fn("Generations.cancel")(function*(id: string, userId: string) {
       const generation = yield* owned(id, userId)
-      const settled = yield* settle(id, { status: "cancelled", delivered: 0, outputs: [], error: { code: "CANCELLED", message: "Cancelled. Your credits were refunded." } })
+      const settled = yield* settle(id, ACTIVE, () => ({
+        status: "cancelled",
+        delivered: 0,
+        outputs: [],
+        error: { code: "CANCELLED", message: "Cancelled. Your credits were refunded." }
+      }))
       if (Option.isNone(settled)) {
         const now = yield* owned(id, userId)
         return yield* new GenerationFinished({ message: `The generation is already ${now.status}`, status: now.status })
