@@ -236,7 +236,7 @@ describe("the generation flow with a fixture app", () => {
     // Cancelling again is a conflict, not a second refund.
     const again = await call(app, "POST", `/api/generations/${created.id}/cancel`, undefined, bearer(user.token))
     expect(again.status).toBe(409)
-    expect(again.body).toMatchObject({ success: false, code: "GENERATION_FINISHED", status: "cancelled" })
+    expect(again.body).toMatchObject({ success: false, code: "GENERATION_FINISHED", generationStatus: "cancelled" })
     expect(await balance(user.id)).toBe(100)
   })
 

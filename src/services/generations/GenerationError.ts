@@ -18,6 +18,6 @@ export class GenerationsUnavailable extends Schema.TaggedError<GenerationsUnavai
 /** The generation has already finished (or was cancelled): it can no longer be cancelled. */
 export class GenerationFinished extends Schema.TaggedError<GenerationFinished>()(
   "GenerationFinished",
-  { message: Schema.String, status: Schema.String },
+  { message: Schema.String, generationStatus: Schema.String },
   HttpApiSchema.annotations({ status: 409 })
 ) {}

@@ -346,7 +346,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
       }))
       if (Option.isNone(settled)) {
         const now = yield* owned(id, userId)
-        return yield* new GenerationFinished({ message: `The generation is already ${now.status}`, status: now.status })
+        return yield* new GenerationFinished({ message: `The generation is already ${now.status}`, generationStatus: now.status })
       }
       const app = catalog.get(generation.app)
       if (generation.status === "pending" && app !== undefined) {
