@@ -173,6 +173,26 @@ describe("the generation flow with a fixture app", () => {
     expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:-10", "refund:10"])
   })
 
+  it("a dead letter whose payload no longer decodes still fails and refunds its generation", async () => {
+    const user = await newUser(100)
+    await queue.pause()
+    try {
+      const created = await create(user.id, { mode: "ok" })
+      await queue.remove(created.id)
+      await run(fixtureHandler.compensateUndecodable!({ generationId: created.id }, {
+        jobId: created.id,
+        jobClass: "timeout",
+        reason: "timed out",
+        lastError: { tag: "JobTimeout", message: "timeout" },
+        encodedPayload: { generationId: created.id }
+      }))
+      expect(await row(created.id)).toMatchObject({ status: "failed", error_code: "GENERATION_TIMEOUT", refunded: "30" })
+      expect(await balance(user.id)).toBe(100)
+    } finally {
+      await queue.resume()
+    }
+  })
+
   it("a user exempt from usage charges is charged 0 and refunded 0: a partial delivery mints nothing", async () => {
     const user = await newUser(100)
     await db.query("UPDATE users SET tags = array['enterprise_unlimited'] WHERE id = $1", [user.id])
@@ -199,7 +219,15 @@ describe("the generation flow with a fixture app", () => {
       lastError: { tag: "JobPermanent", message: "again" },
       encodedPayload: { generationId: created.id, userId: user.id }
     }))
+    await run(fixtureHandler.compensateUndecodable!({ generationId: created.id, legacy: true }, {
+      jobId: created.id,
+      jobClass: "timeout",
+      reason: "again",
+      lastError: { tag: "JobTimeout", message: "again" },
+      encodedPayload: { generationId: created.id, legacy: true }
+    }))
     expect(Option.isNone(await generations((g) => g.fail(created.id, "X", "again")))).toBe(true)
+    expect(await row(created.id)).toMatchObject({ status: "failed", error_code: "GENERATION_FAILED", refunded: "30" })
     expect(await balance(user.id)).toBe(100)
     expect(await ledgerRows(user.id)).toEqual(["bonus:100", "usage:-30", "refund:30"])
     expect(renders.get(created.id)).toBe(1)

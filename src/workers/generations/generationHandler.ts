@@ -39,6 +39,12 @@ export const failureFor = (jobClass: JobClass) =>
     ? { code: "GENERATION_TIMEOUT", message: "The generation took too long and was stopped. Your credits were refunded." }
     : { code: "GENERATION_FAILED", message: "The generation could not be completed. Your credits were refunded." }
 
+const failGeneration = (id: string, jobClass: JobClass) =>
+  Effect.flatMap(Generations, (generations) => {
+    const { code, message } = failureFor(jobClass)
+    return generations.fail(id, code, message)
+  }).pipe(Effect.asVoid)
+
 /**
  * The job handler of an app's generations. Its run marks the generation processing (a job whose row
  * never committed, or that was settled already, does nothing), renders while watching for a cancel
@@ -90,10 +96,13 @@ export const makeGenerationHandler = (
           yield* Effect.logInfo("generation settled before its render finished; outputs deleted", { generationId: id })
         }
       }),
-    compensate: ({ generationId }, failure) =>
-      Effect.flatMap(Generations, (generations) => {
-        const { code, message } = failureFor(failure.jobClass)
-        return generations.fail(generationId, code, message)
-      }).pipe(Effect.asVoid)
+    compensate: ({ generationId }, failure) => failGeneration(generationId, failure.jobClass),
+    // A payload that no longer decodes still names its generation: it is failed and refunded all the same.
+    compensateUndecodable: (encoded, failure) => {
+      const id = typeof encoded === "object" && encoded !== null && "generationId" in encoded ? encoded.generationId : undefined
+      return typeof id === "string"
+        ? failGeneration(id, failure.jobClass)
+        : Effect.dieMessage("the dead letter's payload names no generation")
+    }
   }
 }
