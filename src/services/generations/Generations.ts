@@ -82,6 +82,8 @@ export interface ListParams {
 }
 
 const MAX_UNITS = 10_000
+const MAX_PAGE = 100
+const pageSize = (limit: number) => Math.min(MAX_PAGE, Math.max(1, Math.trunc(limit) || 1))
 /** Advisory-lock namespace of generation rows (the two-key form; the migration lock uses the one-key form). */
 export const ROW_LOCK_SPACE = 0x67656e
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -373,14 +375,14 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
         LEFT JOIN unnest(${ids}::text[], ${names}::text[]) AS n (app, name) ON n.app = g.app
         WHERE g.user_id = ${userId} ${byApp}
         ORDER BY ${order}
-        LIMIT ${params.limit}`
+        LIMIT ${pageSize(params.limit)}`
       const items = yield* Effect.orDie(decodeRows(found))
       const total = found[0] === undefined ? 0 : Number(found[0]["total"])
       return { items, total }
     }, Effect.catchTag("SqlError", unavailable("list")))
 
     const recent = Effect.fn("Generations.recent")(function*(userId: string, limit: number) {
-      return yield* rows(sql`SELECT * FROM generations WHERE user_id = ${userId} ORDER BY created_at DESC, id DESC LIMIT ${limit}`)
+      return yield* rows(sql`SELECT * FROM generations WHERE user_id = ${userId} ORDER BY created_at DESC, id DESC LIMIT ${pageSize(limit)}`)
     }, Effect.catchTag("SqlError", unavailable("recent")))
 
     /**
