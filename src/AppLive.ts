@@ -5,6 +5,8 @@ import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
 import { Accounts } from "./services/accounts/Accounts.js"
 import { Health } from "./services/platform/Health.js"
 import { Ledger } from "./services/credits/Ledger.js"
+import { AppCatalog, type GenerationApp } from "./services/generations/AppCatalog.js"
+import { Generations } from "./services/generations/Generations.js"
 import { jobDefinitions, jobHandlers } from "./workers/registry.js"
 import type { AnyJobHandler } from "./workers/jobs/runtime.js"
 import { makeWorkersLive } from "./workers/jobs/WorkersLive.js"
@@ -34,7 +36,12 @@ const AccountsLive = Accounts.Default.pipe(Layer.provide([UserRepositoryLive, Se
 export interface AppOptions extends HttpOptions {
   /** The job kinds this process knows; the registry's by default (tests bring their own). */
   readonly jobHandlers?: ReadonlyArray<AnyJobHandler>
+  /** The apps `GET /api/apps` lists and generations run for; `generationApps` by default (tests bring a fixture app). */
+  readonly apps?: ReadonlyArray<GenerationApp>
 }
+
+/** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
+export const generationApps: ReadonlyArray<GenerationApp> = []
 
 /**
  * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
@@ -48,6 +55,8 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
+        Layer.provideMerge(Generations.Default),
+        Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),

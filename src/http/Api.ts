@@ -2,6 +2,7 @@ import { HttpApi, OpenApi } from "@effect/platform"
 import { AdminApi } from "./jobs/AdminApi.js"
 import { AuthApi } from "./accounts/AuthApi.js"
 import { CreditsApi } from "./credits/CreditsApi.js"
+import { GenerationsApi } from "./generations/GenerationsApi.js"
 import { HealthApi } from "./platform/HealthApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
@@ -9,6 +10,7 @@ export class Api extends HttpApi.make("lumiku")
   .add(HealthApi)
   .add(AuthApi)
   .add(CreditsApi)
+  .add(GenerationsApi)
   .add(AdminApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

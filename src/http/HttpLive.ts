@@ -3,6 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
 import { CreditsHttpLive } from "./credits/index.js"
+import { GenerationsHttpLive } from "./generations/index.js"
 import { JobsHttpLive } from "./jobs/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
@@ -20,6 +21,7 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     PlatformHttpLive,
     AccountsHttpLive,
     CreditsHttpLive,
+    GenerationsHttpLive,
     JobsHttpLive
   ))
 )

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto"
+import { SqlClient } from "@effect/sql"
 import { Queue } from "bullmq"
 import { Duration, Effect, Layer, Schema } from "effect"
 import { AppConfig, type AppConfigShape } from "../../services/platform/AppConfig.js"
@@ -110,15 +111,33 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
                 : Effect.void
             )
         )
-      const queues = new Map<string, { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue }>()
+      const queues = new Map<
+        string,
+        { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue; readonly definition: AnyJobDefinition }
+      >()
       for (const definition of definitions) {
         if (queues.has(definition.queue)) return yield* Effect.dieMessage(`job queue "${definition.queue}" is defined twice`)
         queues.set(definition.queue, {
           main: yield* open(definition.queue),
           dlq: yield* open(deadLetterQueueName(definition.queue)),
-          compensation: yield* open(compensationQueueName(definition.queue))
+          compensation: yield* open(compensationQueueName(definition.queue)),
+          definition
         })
       }
+      // A retry guard reads the database: optional, so a process without one can run plain job kinds.
+      const sqlClient = yield* Effect.serviceOption(SqlClient.SqlClient)
+      const guarded = definitions.find((d) => d.refuseRetry !== undefined)
+      if (guarded !== undefined && sqlClient._tag === "None") {
+        return yield* Effect.dieMessage(`job queue "${guarded.queue}" has a retry guard, which needs the database`)
+      }
+      /** Why the job kind refuses to retry this dead letter, if it does. */
+      const retryRefusal = (queue: string, definition: AnyJobDefinition, jobId: string) =>
+        definition.refuseRetry === undefined || sqlClient._tag === "None"
+          ? Effect.succeed<string | undefined>(undefined)
+          : definition.refuseRetry(jobId).pipe(
+            Effect.provideService(SqlClient.SqlClient, sqlClient.value),
+            Effect.mapError((cause) => new JobQueueUnavailable({ queue, cause }))
+          )
       const options = jobOptions(config)
       const compensationOpts = compensationOptions(config)
 
@@ -232,6 +251,17 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
           if (stored !== null && stored !== JSON.stringify(encoded)) return yield* new JobConflict({ queue: definition.queue, jobId })
           return { jobId }
         }),
+        remove: Effect.fn("JobQueues.remove")(function*(queue, jobId) {
+          const { main } = yield* lookup(queue)
+          return yield* call(queue, async () => {
+            const job = await main.getJob(jobId)
+            if (job === undefined) return false
+            const state = await job.getState()
+            if (state !== "waiting" && state !== "delayed" && state !== "prioritized") return false
+            // A worker may take it between the two calls: then it is its worker's, not removed.
+            return job.remove().then(() => true, (cause: unknown) => isLockedByWorker(cause) ? false : Promise.reject(cause))
+          })
+        }),
         counts: Effect.forEach([...queues], ([name, pair]) => Effect.map(countsOf(name, pair), (c) => [name, c] as const), {
           concurrency: "unbounded"
         }).pipe(Effect.map(Object.fromEntries)),
@@ -247,9 +277,11 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             return toDeadLetter(job.data)
           }),
           retry: Effect.fn("JobQueues.deadLetters.retry")(function*(queue, jobId) {
-            const { main } = yield* lookup(queue)
+            const { definition, main } = yield* lookup(queue)
             yield* exclusively(queue, jobId, Effect.gen(function*() {
               const letter = yield* deadLetterJob(queue, jobId)
+              const refusal = yield* retryRefusal(queue, definition, jobId)
+              if (refusal !== undefined) return yield* new DeadLetterBusy({ queue, jobId, reason: refusal })
               yield* clearCompensation(queue, toDeadLetter(letter.data))
               // In this order, so a call cut short is safe to repeat: the failed original goes (a
               // job still locked by a worker is a 409), the failure counts are reset, the job comes

@@ -1,5 +1,7 @@
-import type { Duration, Schema } from "effect"
+import type { Duration, Effect, Schema } from "effect"
 import type { SqlClient } from "@effect/sql"
+import type { AppCatalog } from "../generations/AppCatalog.js"
+import type { Generations } from "../generations/Generations.js"
 import type { Ledger } from "../credits/Ledger.js"
 import type { AppConfig } from "../platform/AppConfig.js"
 import type { Ffmpeg } from "../platform/Ffmpeg.js"
@@ -9,7 +11,7 @@ import type { JobQueues } from "./JobQueues.js"
 import { queueNameProblem } from "./queueNames.js"
 
 /** What the app layer provides to job handlers and to routes added beside the API (tests' extra routes). */
-export type AppServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger
+export type AppServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger | AppCatalog | Generations
 
 /**
  * A kind of job: its queue, the Schema of its payload (encoded on enqueue, decoded in the worker),
@@ -23,6 +25,11 @@ export interface JobDefinition<P = unknown, I = unknown> {
   readonly concurrency: number
   /** Whose progress channel the job reports on, if any. */
   readonly userIdOf?: (payload: P) => string | undefined
+  /**
+   * Asked before the dead-letter admin re-enqueues a job of this kind: a reason refuses the retry
+   * (409), undefined allows it. For state the job's compensation settled (a refund, say).
+   */
+  readonly refuseRetry?: (jobId: string) => Effect.Effect<string | undefined, unknown, SqlClient.SqlClient>
 }
 
 // `any`: a registry holds definitions of every payload type; each use site is typed by its own definition.
