@@ -17,6 +17,8 @@ import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
+import { Payments } from "./services/payments/Payments.js"
+import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 
 /**
  * Infrastructure in a line, so it is acquired in this order and released in the reverse:
@@ -48,6 +50,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
+        Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),

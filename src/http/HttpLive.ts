@@ -4,6 +4,7 @@ import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
 import { CreditsHttpLive } from "./credits/index.js"
 import { JobsHttpLive } from "./jobs/index.js"
+import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -20,7 +21,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     PlatformHttpLive,
     AccountsHttpLive,
     CreditsHttpLive,
-    JobsHttpLive
+    JobsHttpLive,
+    PaymentsHttpLive
   ))
 )
 

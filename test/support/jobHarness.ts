@@ -13,6 +13,8 @@ import { AppConfig, type AppConfigShape } from "../../src/services/platform/AppC
 import { JobQueues, type JobQueuesShape } from "../../src/services/jobs/JobQueues.js"
 import { Lifecycle } from "../../src/services/platform/Lifecycle.js"
 import { Ledger } from "../../src/services/credits/Ledger.js"
+import { Payments } from "../../src/services/payments/Payments.js"
+import { DuitkuClientLive } from "../../src/layers/payments/DuitkuClientLive.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/jobs/runtime.js"
 import { makeWorkersLive } from "../../src/workers/jobs/WorkersLive.js"
@@ -42,6 +44,7 @@ export const startJobs = async (env: Record<string, string>, handlers: ReadonlyA
   destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
   const layer = makeWorkersLive(handlers).pipe(
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+    Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
     Layer.provideMerge(Ledger.Default),
     Layer.provideMerge(InfraLive),
     // A shutdown cap that fires records its exit code instead of ending the test process.

@@ -5,11 +5,12 @@ import type { AppConfig } from "../platform/AppConfig.js"
 import type { Ffmpeg } from "../platform/Ffmpeg.js"
 import type { Redis } from "../platform/Redis.js"
 import type { Storage } from "../platform/Storage.js"
+import type { Payments } from "../payments/Payments.js"
 import type { JobQueues } from "./JobQueues.js"
 import { queueNameProblem } from "./queueNames.js"
 
 /** What the app layer provides to job handlers and to routes added beside the API (tests' extra routes). */
-export type AppServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger
+export type AppServices = AppConfig | Redis | JobQueues | SqlClient.SqlClient | Storage | Ffmpeg | Ledger | Payments
 
 /**
  * A kind of job: its queue, the Schema of its payload (encoded on enqueue, decoded in the worker),
