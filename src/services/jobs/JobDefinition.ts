@@ -1,7 +1,7 @@
 import type { Duration, Schema } from "effect"
 import type { SqlClient } from "@effect/sql"
 import type { Ledger } from "../credits/Ledger.js"
-import type { AppConfig } from "../platform/AppConfig.js"
+import type { AppConfig, AppConfigShape } from "../platform/AppConfig.js"
 import type { Ffmpeg } from "../platform/Ffmpeg.js"
 import type { Redis } from "../platform/Redis.js"
 import type { Storage } from "../platform/Storage.js"
@@ -24,6 +24,14 @@ export interface JobDefinition<P = unknown, I = unknown> {
   readonly concurrency: number
   /** Whose progress channel the job reports on, if any. */
   readonly userIdOf?: (payload: P) => string | undefined
+  /**
+   * A periodic job: the job queues keep one BullMQ job scheduler for it (id = the queue name), which
+   * adds a job with `payload` every `every` (across every process, one scheduler in Redis).
+   */
+  readonly repeat?: {
+    readonly every: (config: AppConfigShape) => Duration.Duration
+    readonly payload: P
+  }
 }
 
 // `any`: a registry holds definitions of every payload type; each use site is typed by its own definition.
