@@ -36,6 +36,12 @@ describe("payment callback input", () => {
     expect(nul.body["code"]).toBe("VALIDATION_ERROR")
   })
 
+  it("documents the callback's two body types in OpenAPI", async () => {
+    const spec = (await (await fetch(app.url("/openapi.json"))).json()) as { paths: Record<string, any> }
+    const content = spec.paths["/api/payment/duitku/callback"].post.requestBody.content
+    expect(Object.keys(content).sort()).toEqual(["application/json", "application/x-www-form-urlencoded"])
+  })
+
   it("answers 400 to a body of another type, and 403 to a cross-site browser post", async () => {
     expect((await post("hello", { "content-type": "text/plain" })).status).toBe(400)
     const crossSite = await post("a=b", { "content-type": "application/x-www-form-urlencoded", origin: "https://evil.example" })

@@ -1,5 +1,6 @@
 import pg from "pg"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { callbacksRejected, paymentsCreated, paymentsSucceeded } from "../../src/services/payments/metrics.js"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { inject } from "vitest"
 import { Payments } from "../../src/services/payments/Payments.js"
@@ -28,6 +29,7 @@ const envFor = (double: DuitkuDouble, overrides: Record<string, string> = {}) =>
     RATE_LIMIT_REGISTER: "1000 per 1 minute",
     RATE_LIMIT_PAYMENT: "1000 per 1 minute",
     ADMIN_TOKEN,
+    LOG_LEVEL: "info",
     ...overrides
   })
 
@@ -55,6 +57,8 @@ const postCallback = async (app: InProcessApp, fields: Record<string, string>, f
   const text = await response.text()
   return { status: response.status, body: JSON.parse(text) as Record<string, any> }
 }
+
+const count = (metric: Metric.Metric.Counter<number>) => Effect.runSync(Metric.value(metric)).count
 
 const create = (app: InProcessApp, token: string, body: Record<string, unknown> = { packageId: "pebisnis" }) =>
   call(app, "POST", "/api/payment/duitku/create", body, bearer(token))
@@ -97,6 +101,7 @@ describe("payments", () => {
 
   it("happy path: create, a paid form callback, the balance up by the package's credits, one ledger row", async () => {
     const user = await register(app)
+    const [created, succeeded] = [count(paymentsCreated), count(paymentsSucceeded)]
     // What the old web app sends, all of it agreeing with the package.
     const r = await create(app, user.token, { packageId: "pebisnis", credits: 1800, amount: 99000, productName: "Paket Pebisnis", type: "subscription" })
     expect(r.status).toBe(200)
@@ -124,6 +129,17 @@ describe("payments", () => {
     const status = await call(app, "GET", `/api/payment/status/${merchantOrderId}`, undefined, bearer(user.token))
     expect(status.status).toBe(200)
     expect(status.body["data"]).toMatchObject({ merchantOrderId, status: "success", amount: 99000, credits: 1800 })
+
+    expect(count(paymentsCreated)).toBe(created + 1)
+    expect(count(paymentsSucceeded)).toBe(succeeded + 1)
+    // Every state change is logged with the payment id and merchantOrderId; never the API key or a signature.
+    const paymentId = (await paymentRow(merchantOrderId)).id as string
+    const lines = app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>)
+    for (const msg of ["payment created; asking the gateway", "payment awaiting the buyer", "payment succeeded; credits granted"]) {
+      expect(lines.find((l) => l["msg"] === msg && l["paymentId"] === paymentId && l["merchantOrderId"] === merchantOrderId), msg).toBeDefined()
+    }
+    const signature = duitku.callbackFields(merchantOrderId)["signature"]!
+    expect(app.logLines().some((l) => l.includes(duitku.apiKey) || l.includes(signature))).toBe(false)
   })
 
   it("accepts the callback as JSON too", async () => {
@@ -163,6 +179,7 @@ describe("payments", () => {
     const other = (await create(app, user.token, { packageId: "juragan" })).body["merchantOrderId"] as string
     duitku.setStatus(merchantOrderId, "00")
     const good = duitku.callbackFields(merchantOrderId)
+    const signatureRejections = count(Metric.tagged(callbacksRejected, "reason", "signature"))
     const cases: Array<[string, Record<string, string>, number]> = [
       ["changed amount", { ...good, amount: "1000" }, 401],
       ["changed orderId", { ...good, merchantOrderId: other }, 401],
@@ -188,6 +205,7 @@ describe("payments", () => {
     expect(await balanceOf(user.id)).toBe(100)
     expect(await purchases(user.id)).toHaveLength(0)
     expect((await paymentRow(merchantOrderId)).status).toBe("pending")
+    expect(count(Metric.tagged(callbacksRejected, "reason", "signature"))).toBe(signatureRejections + 7)
     // Each was recorded for audit, without its signature.
     const recorded = (await db.query("SELECT outcome, fields FROM payment_callbacks WHERE merchant_order_id = $1", [merchantOrderId])).rows
     expect(recorded.map((row) => row.outcome)).toContain("rejected:signature")
