@@ -16,7 +16,8 @@ export interface DuitkuDouble {
   statusMode: "ok" | "error"
   readonly inquiries: Array<Record<string, unknown>>
   readonly statusCalls: Array<Record<string, unknown>>
-  readonly setStatus: (merchantOrderId: string, statusCode: "00" | "01" | "02") => void
+  /** What the status API reports for the order (and, to test a disagreement, another amount). */
+  readonly setStatus: (merchantOrderId: string, statusCode: "00" | "01" | "02", reportedAmount?: number) => void
   /** The callback Duitku would post for the order, signed. */
   readonly callbackFields: (merchantOrderId: string, resultCode?: string, overrides?: Record<string, string>) => Record<string, string>
   readonly close: () => Promise<void>
@@ -31,7 +32,7 @@ const readJson = async (request: IncomingMessage): Promise<Record<string, unknow
 }
 
 export const startDuitkuDouble = async (merchantCode = "DTEST01", apiKey = "k3y-for-the-local-gateway-double"): Promise<DuitkuDouble> => {
-  const orders = new Map<string, { amount: number; reference: string; statusCode: "00" | "01" | "02" }>()
+  const orders = new Map<string, { amount: number; reportedAmount: number; reference: string; statusCode: "00" | "01" | "02" }>()
   let counter = 0
   const pendingTimers = new Set<NodeJS.Timeout>()
   const double: DuitkuDouble = {
@@ -42,10 +43,11 @@ export const startDuitkuDouble = async (merchantCode = "DTEST01", apiKey = "k3y-
     statusMode: "ok",
     inquiries: [],
     statusCalls: [],
-    setStatus: (id, statusCode) => {
+    setStatus: (id, statusCode, reportedAmount) => {
       const order = orders.get(id)
       if (order === undefined) throw new Error(`the double has no order ${id}`)
       order.statusCode = statusCode
+      order.reportedAmount = reportedAmount ?? order.amount
     },
     callbackFields: (id, resultCode = "00", overrides = {}) => {
       const order = orders.get(id)
@@ -93,7 +95,7 @@ export const startDuitkuDouble = async (merchantCode = "DTEST01", apiKey = "k3y-
         if (double.mode === "error") return answer(500, { Message: "internal error" })
         if (double.mode === "reject") return answer(200, { statusCode: "01", statusMessage: "FAILED" })
         const reference = `DREF${++counter}${id.slice(-6)}`
-        orders.set(id, { amount, reference, statusCode: "01" })
+        orders.set(id, { amount, reportedAmount: amount, reference, statusCode: "01" })
         const ok = () =>
           answer(200, {
             merchantCode,
@@ -120,7 +122,7 @@ export const startDuitkuDouble = async (merchantCode = "DTEST01", apiKey = "k3y-
         return answer(200, {
           merchantOrderId: id,
           reference: order.reference,
-          amount: String(order.amount),
+          amount: String(order.reportedAmount),
           fee: "0.00",
           statusCode: order.statusCode,
           statusMessage: order.statusCode === "00" ? "SUCCESS" : order.statusCode === "01" ? "PROCESS" : "FAILED"

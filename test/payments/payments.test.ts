@@ -237,6 +237,15 @@ describe("payments", () => {
     expect(cb.status).toBe(200)
     expect(cb.body["status"]).toBe("failed")
     expect(await balanceOf(user.id)).toBe(100)
+    // Money arriving afterwards is not granted silently: it is answered, recorded and logged for an operator.
+    duitku.setStatus(merchantOrderId, "00")
+    const paid = await postCallback(app, duitku.callbackFields(merchantOrderId))
+    expect(paid.status).toBe(200)
+    expect(paid.body["status"]).toBe("failed")
+    expect(await balanceOf(user.id)).toBe(100)
+    const outcomes = (await db.query("SELECT outcome FROM payment_callbacks WHERE merchant_order_id = $1 ORDER BY id", [merchantOrderId])).rows
+    expect(outcomes.map((row) => row.outcome)).toEqual(["failed", "paid_after_failure"])
+    expect(app.logLines().some((l) => l.includes("paid callback for a failed payment") && l.includes(merchantOrderId))).toBe(true)
   })
 
   it("refuses callbacks from other addresses, an allowed address in the leftmost X-Forwarded-For included (403)", async () => {
@@ -321,6 +330,9 @@ describe("payments", () => {
     const unconfirmed = await postCallback(app, fields)
     expect(unconfirmed.status).toBe(409)
     expect(unconfirmed.body["code"]).toBe("STATUS_NOT_CONFIRMED")
+    // The status API reporting another amount does not confirm it either.
+    duitku.setStatus(merchantOrderId, "00", 1000)
+    expect((await postCallback(app, fields)).status).toBe(409)
     duitku.setStatus(merchantOrderId, "00")
     duitku.statusMode = "error"
     expect((await postCallback(app, fields)).status).toBe(502)

@@ -331,11 +331,20 @@ export class Payments extends Effect.Service<Payments>()("app/Payments", {
             const status = yield* duitku.status(merchantOrderId).pipe(
               Effect.tapError(() => recordCallback(fields, address, "error:status_unavailable", payment))
             )
-            if (status.statusCode !== STATUS_SUCCESS) {
+            const confirmedAmount = status.amount === undefined ? payment.amount : parseAmount(status.amount)
+            if (status.statusCode !== STATUS_SUCCESS || confirmedAmount !== payment.amount) {
               return yield* refuse("unconfirmed", new StatusNotConfirmed({ message: "The gateway does not confirm this payment yet" }), payment)
             }
           }
           outcome = (yield* settlePaid(payment, paymentCode)) ? "granted" : "duplicate"
+          if (outcome === "duplicate" && payment.status === "failed") {
+            // Money arrived for a payment closed as failed (its inquiry timed out, say): never granted silently, never lost.
+            outcome = "paid_after_failure"
+            yield* Effect.logError("paid callback for a failed payment; needs an operator", {
+              paymentId: payment.id,
+              merchantOrderId: payment.merchantOrderId
+            })
+          }
         }
       } else if (resultCode === CALLBACK_FAILED) {
         outcome = (yield* settleFailed(payment, `gateway reported resultCode ${resultCode}`)) ? "failed" : "duplicate"
