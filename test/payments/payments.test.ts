@@ -1,5 +1,9 @@
 import pg from "pg"
-import { Effect, Metric } from "effect"
+import { Queue } from "bullmq"
+import { Context, Effect, Metric } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { bullPrefix } from "../../src/services/jobs/queueNames.js"
+import { AppConfig } from "../../src/services/platform/AppConfig.js"
 import { callbacksRejected, paymentsCreated, paymentsSucceeded } from "../../src/services/payments/metrics.js"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { inject } from "vitest"
@@ -424,6 +428,17 @@ describe("payments across a restart", () => {
       const merchantOrderId = (await create(app, user.token)).body["merchantOrderId"] as string
       await db.query("UPDATE payments SET expires_at = now() - interval '1 minute' WHERE merchant_order_id = $1", [merchantOrderId])
       await waitUntil(async () => (await paymentRow(merchantOrderId)).status === "expired", 10_000)
+      // One BullMQ job scheduler, at the configured interval.
+      const config = Context.get(app.context, AppConfig)
+      const connection = new IORedis({ host: config.redis.host, port: config.redis.port, maxRetriesPerRequest: null })
+      const queue = new Queue("payment-maintenance", { connection, prefix: bullPrefix(config) })
+      try {
+        const schedulers = await queue.getJobSchedulers()
+        expect(schedulers.map((s) => [s.key, s.every])).toEqual([["payment-maintenance", 300]])
+      } finally {
+        await queue.close()
+        await connection.quit()
+      }
     } finally {
       await app.close()
     }
