@@ -3,6 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Metric, Option, Redacted, Schema } from "effect"
 import { Ledger } from "../credits/Ledger.js"
 import { AppConfig } from "../platform/AppConfig.js"
+import { isSecretKey } from "../platform/redact.js"
 import { type CallbackOrigin, makeCallbackSourceCheck } from "./callbackSource.js"
 import { DuitkuClient, type PaymentGatewayError } from "./DuitkuClient.js"
 import { CALLBACK_FAILED, CALLBACK_SUCCESS, STATUS_FAILED, STATUS_SUCCESS } from "./duitkuFacts.js"
@@ -88,11 +89,11 @@ const parseAmount = (raw: string): number | undefined => {
   return match === null ? undefined : Number(match[1])
 }
 
-/** The audit copy of a callback: every field but the signature (and any secret-looking key), NULs replaced (Postgres refuses them). */
+/** The audit copy of a callback: every field but the signature (and any other key the logger treats as secret), NULs replaced (Postgres refuses them). */
 const auditFields = (fields: CallbackFields): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const [key, value] of Object.entries(fields)) {
-    if (value === undefined || /signature|key|secret|token|password/i.test(key)) continue
+    if (value === undefined || isSecretKey(key)) continue
     out[key.replaceAll("\u0000", "\uFFFD").slice(0, 100)] = String(value).replaceAll("\u0000", "\uFFFD").slice(0, 1000)
   }
   return out
