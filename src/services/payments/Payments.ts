@@ -1,14 +1,15 @@
 import { randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Metric, Option, Redacted, Schema } from "effect"
+import { Effect, Metric, Option, Redacted } from "effect"
 import { Ledger } from "../credits/Ledger.js"
 import { AppConfig } from "../platform/AppConfig.js"
-import { isSecretKey } from "../platform/redact.js"
 import { type CallbackOrigin, makeCallbackSourceCheck } from "./callbackSource.js"
 import { DuitkuClient, type PaymentGatewayError } from "./DuitkuClient.js"
 import { CALLBACK_FAILED, CALLBACK_SUCCESS, STATUS_FAILED, STATUS_SUCCESS } from "./duitkuFacts.js"
 import { paymentsCreated, paymentsExpired, paymentsFailed, paymentsSucceeded, rejected } from "./metrics.js"
-import { claimMismatch, type PaymentPackage, PaymentStatus, type PurchaseClaim } from "./packages.js"
+import { claimMismatch, type PaymentPackage, type PaymentStatus, type PurchaseClaim } from "./packages.js"
+import { auditFields, type CallbackFields, parseAmount } from "./callbackFields.js"
+import { decodeCallbacks, decodePackages, decodePayments, type Payment } from "./paymentRows.js"
 import {
   AmountMismatch,
   CallbackSourceRefused,
@@ -23,56 +24,14 @@ import {
 } from "./PaymentError.js"
 import { callbackSignature, signatureMatches } from "./signature.js"
 
-/** pg returns bigint as text; amounts and credits stay within the safe-integer range. */
-const Int8 = Schema.Union(Schema.Number, Schema.NumberFromString).pipe(Schema.int())
-
-const PackageRow = Schema.Struct({
-  id: Schema.String,
-  name: Schema.String,
-  kind: Schema.Literal("subscription", "topup"),
-  amount: Int8,
-  credits: Int8
-})
-
-const PaymentRow = Schema.Struct({
-  id: Schema.String,
-  userId: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("user_id")),
-  packageId: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("package_id")),
-  merchantOrderId: Schema.propertySignature(Schema.String).pipe(Schema.fromKey("merchant_order_id")),
-  reference: Schema.NullOr(Schema.String),
-  amount: Int8,
-  credits: Int8,
-  status: PaymentStatus,
-  paymentUrl: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("payment_url")),
-  paymentMethod: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("payment_method")),
-  failureReason: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("failure_reason")),
-  expiresAt: Schema.propertySignature(Schema.DateFromSelf).pipe(Schema.fromKey("expires_at")),
-  createdAt: Schema.propertySignature(Schema.DateFromSelf).pipe(Schema.fromKey("created_at")),
-  settledAt: Schema.propertySignature(Schema.NullOr(Schema.DateFromSelf)).pipe(Schema.fromKey("settled_at"))
-})
-export interface Payment extends Schema.Schema.Type<typeof PaymentRow> {}
-
-const CallbackRow = Schema.Struct({
-  id: Schema.Union(Schema.Number, Schema.String),
-  outcome: Schema.String,
-  sourceAddress: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("source_address")),
-  fields: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  receivedAt: Schema.propertySignature(Schema.DateFromSelf).pipe(Schema.fromKey("received_at"))
-})
-export interface CallbackRecord extends Schema.Schema.Type<typeof CallbackRow> {}
-
-const decodePackages = Schema.decodeUnknown(Schema.Array(PackageRow))
-const decodePayments = Schema.decodeUnknown(Schema.Array(PaymentRow))
-const decodeCallbacks = Schema.decodeUnknown(Schema.Array(CallbackRow))
+export type { CallbackFields } from "./callbackFields.js"
+export type { CallbackRecord, Payment } from "./paymentRows.js"
 
 /** Who pays: the authenticated caller. */
 export interface Payer {
   readonly id: string
   readonly email: string
 }
-
-/** Callback fields as posted (form values are text; a JSON body may carry numbers). */
-export type CallbackFields = Readonly<Record<string, string | number | undefined>>
 
 /** Past Duitku's own expiry period, so a payment made in its last minute still settles before we expire it. */
 const EXPIRY_GRACE_MINUTES = 10
@@ -82,22 +41,6 @@ const MAINTENANCE_BATCH = 100
 
 /** Unguessable: 128 random bits (not a timestamp or a user id prefix, as before); 36 characters, within Duitku's 50. */
 const newMerchantOrderId = () => `LMK-${randomBytes(16).toString("hex")}`
-
-/** A whole-rupiah amount as Duitku writes it ("150000", sometimes "150000.00"); anything else is not an amount. */
-const parseAmount = (raw: string): number | undefined => {
-  const match = /^(\d{1,15})(?:\.0{1,2})?$/.exec(raw)
-  return match === null ? undefined : Number(match[1])
-}
-
-/** The audit copy of a callback: every field but the signature (and any other key the logger treats as secret), NULs replaced (Postgres refuses them). */
-const auditFields = (fields: CallbackFields): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const [key, value] of Object.entries(fields)) {
-    if (value === undefined || isSecretKey(key)) continue
-    out[key.replaceAll("\u0000", "\uFFFD").slice(0, 100)] = String(value).replaceAll("\u0000", "\uFFFD").slice(0, 1000)
-  }
-  return out
-}
 
 export interface MaintenanceResult {
   readonly expired: number
