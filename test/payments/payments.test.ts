@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import pg from "pg"
 import { Queue } from "bullmq"
 import { Context, Effect, Metric } from "effect"
@@ -169,6 +170,8 @@ describe("payments", () => {
       expect(r.status, JSON.stringify(forged)).toBe(400)
       expect(r.body["code"]).toBe("PRICE_MISMATCH")
     }
+    const anonymous = await call(app, "POST", "/api/payment/duitku/create", { packageId: "topup-9000" })
+    expect(anonymous.status).toBe(401)
     const unknown = await create(app, user.token, { packageId: "free-credits" })
     expect(unknown.status).toBe(400)
     expect(unknown.body["code"]).toBe("UNKNOWN_PACKAGE")
@@ -201,6 +204,15 @@ describe("payments", () => {
       expect(cb.body["success"], name).toBe(false)
       expect(typeof cb.body["requestId"], name).toBe("string")
     }
+    // A correctly signed callback for an order that does not exist: 404.
+    const ghostId = "LMK-00000000000000000000000000000000"
+    const ghost = await postCallback(app, {
+      ...good,
+      merchantOrderId: ghostId,
+      signature: createHash("md5").update(`${duitku.merchantCode}${good["amount"]}${ghostId}${duitku.apiKey}`).digest("hex")
+    })
+    expect(ghost.status).toBe(404)
+    expect(ghost.body["code"]).toBe("PAYMENT_NOT_FOUND")
     // A correctly signed callback for another amount than the payment's: 400.
     const resigned = duitku.callbackFields(merchantOrderId, "00", { amount: "1000" })
     const mismatch = await postCallback(app, resigned)
@@ -284,6 +296,15 @@ describe("payments", () => {
     duitku.mode = "ok"
     const next = await create(app, user.token)
     expect(next.status).toBe(200)
+    // Nothing listening at all.
+    const unreachable = await startApp(envFor(duitku, { DUITKU_BASE_URL: "http://127.0.0.1:1" }))
+    try {
+      const down = await create(unreachable, (await register(unreachable)).token)
+      expect(down.status).toBe(502)
+      expect(down.body["code"]).toBe("PAYMENT_GATEWAY_ERROR")
+    } finally {
+      await unreachable.close()
+    }
   })
 
   it("shows a payment's status only to its owner (404 for anyone else)", async () => {
