@@ -19,6 +19,8 @@ import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
+import { Payments } from "./services/payments/Payments.js"
+import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 
 /**
  * Infrastructure in a line, so it is acquired in this order and released in the reverse:
@@ -57,6 +59,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(Generations.Default),
         Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
+        Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),

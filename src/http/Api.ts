@@ -4,6 +4,7 @@ import { AuthApi } from "./accounts/AuthApi.js"
 import { CreditsApi } from "./credits/CreditsApi.js"
 import { GenerationsApi } from "./generations/GenerationsApi.js"
 import { HealthApi } from "./platform/HealthApi.js"
+import { PaymentsApi } from "./payments/PaymentsApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
@@ -12,5 +13,6 @@ export class Api extends HttpApi.make("lumiku")
   .add(CreditsApi)
   .add(GenerationsApi)
   .add(AdminApi)
+  .add(PaymentsApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

@@ -5,6 +5,7 @@ import { Api } from "./Api.js"
 import { CreditsHttpLive } from "./credits/index.js"
 import { GenerationsHttpLive } from "./generations/index.js"
 import { JobsHttpLive } from "./jobs/index.js"
+import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -22,7 +23,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     AccountsHttpLive,
     CreditsHttpLive,
     GenerationsHttpLive,
-    JobsHttpLive
+    JobsHttpLive,
+    PaymentsHttpLive
   ))
 )
 

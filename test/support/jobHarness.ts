@@ -15,6 +15,8 @@ import { Lifecycle } from "../../src/services/platform/Lifecycle.js"
 import { Ledger } from "../../src/services/credits/Ledger.js"
 import { AppCatalog, type GenerationApp } from "../../src/services/generations/AppCatalog.js"
 import { Generations } from "../../src/services/generations/Generations.js"
+import { Payments } from "../../src/services/payments/Payments.js"
+import { DuitkuClientLive } from "../../src/layers/payments/DuitkuClientLive.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/jobs/runtime.js"
 import { makeWorkersLive } from "../../src/workers/jobs/WorkersLive.js"
@@ -50,6 +52,7 @@ export const startJobs = async (
     Layer.provideMerge(Generations.Default),
     Layer.provideMerge(AppCatalog.layer(apps)),
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+    Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
     Layer.provideMerge(Ledger.Default),
     Layer.provideMerge(InfraLive),
     // A shutdown cap that fires records its exit code instead of ending the test process.

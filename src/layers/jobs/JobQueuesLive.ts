@@ -76,6 +76,38 @@ const checkEvictionPolicy = Effect.gen(function*() {
 }).pipe(Effect.catchAll((error) => Effect.logWarning("could not read redis maxmemory-policy", { error: error.message })))
 
 /**
+ * Keeps the job scheduler of each periodic definition (upsertJobScheduler is idempotent, so every
+ * process may do it at startup; the interval follows the configuration of the last one started).
+ * Redis being down here is not fatal: the next process start schedules it again.
+ */
+const scheduleRepeats = (
+  definitions: ReadonlyArray<AnyJobDefinition>,
+  queues: ReadonlyMap<string, { readonly main: Queue }>,
+  config: AppConfigShape,
+  options: ReturnType<typeof jobOptions>
+) =>
+  Effect.forEach(definitions, (definition) => {
+    const repeat = definition.repeat
+    const queue = queues.get(definition.queue)?.main
+    if (repeat === undefined || queue === undefined) return Effect.void
+    const every = Duration.toMillis(repeat.every(config))
+    return Effect.tryPromise(async () => {
+      const data = Schema.encodeSync(definition.payload)(repeat.payload)
+      const { attempts, backoff, removeOnComplete, removeOnFail } = options
+      await queue.upsertJobScheduler(definition.queue, { every }, {
+        name: definition.queue,
+        data,
+        opts: { attempts, backoff, removeOnComplete, removeOnFail }
+      })
+    }).pipe(
+      // BullMQ waits for a connection that may never come; startup does not wait with it.
+      Effect.timeout(config.redis.commandTimeout),
+      Effect.tap(() => Effect.logInfo("periodic job scheduled", { queue: definition.queue, everyMs: every })),
+      Effect.catchAll((error) => Effect.logError("periodic job could not be scheduled", { queue: definition.queue, error: String(error) }))
+    )
+  }, { discard: true })
+
+/**
  * The producer side of every registered queue, plus each queue's dead-letter and compensation
  * queues. Owns one producer connection and the BullMQ Queue objects: the queues are closed (at most
  * 2 s each, a real bound), then the connection is quit, when the layer is released (after the workers
@@ -140,6 +172,7 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
           )
       const options = jobOptions(config)
       const compensationOpts = compensationOptions(config)
+      yield* scheduleRepeats(definitions, queues, config, options)
 
       // BullMQ waits for its connection to be ready before it even sends a command, so the producer
       // connection's fail-fast settings are not enough: each call is also bounded here.

@@ -46,6 +46,9 @@ const productionProblems = (v: PartialValues): Array<string> => {
   if (v.duitku.returnUrl !== undefined) {
     problems.push(...checkHttpsUrl("DUITKU_RETURN_URL", Option.getOrUndefined(v.duitku.returnUrl)))
   }
+  if (v.duitku.callbackIpCheck === false) {
+    problems.push("DUITKU_CALLBACK_IP_CHECK=false is not allowed in production")
+  }
   if (v.cors.origins !== undefined) {
     problems.push(...checkCorsOrigins("CORS_ORIGIN", v.cors.origins.map((entry) => entry.source)))
     for (const origin of plainHttpOrigins(v.cors.origins)) {

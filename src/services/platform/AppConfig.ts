@@ -74,6 +74,20 @@ export interface AppConfigShape {
     readonly apiKey: Option.Option<Redacted.Redacted<string>>
     readonly callbackUrl: Option.Option<string>
     readonly returnUrl: Option.Option<string>
+    readonly environment: "sandbox" | "production"
+    /** API base URL, without a trailing slash. */
+    readonly baseUrl: string
+    /** DUITKU_CALLBACK_IPS: replaces the published callback addresses of `environment`. */
+    readonly callbackIps: Option.Option<ReadonlyArray<string>>
+    readonly callbackIpCheck: boolean
+    /** Confirm a paid callback with the transaction status API before granting; reconcile with it. */
+    readonly verifyStatus: boolean
+    readonly timeout: Duration.Duration
+    readonly paymentMethod: string
+    readonly expiryMinutes: number
+    /** Unexpired pending payments one user may have at once. */
+    readonly maxPending: number
+    readonly reconcileInterval: Duration.Duration
   }
   readonly cors: {
     /** CORS_ORIGIN entries in canonical form. */
