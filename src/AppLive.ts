@@ -6,6 +6,8 @@ import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
 import { Accounts } from "./services/accounts/Accounts.js"
 import { Health } from "./services/platform/Health.js"
 import { Ledger } from "./services/credits/Ledger.js"
+import { AppCatalog, type GenerationApp } from "./services/generations/AppCatalog.js"
+import { Generations } from "./services/generations/Generations.js"
 import { jobDefinitions, jobHandlers } from "./workers/registry.js"
 import type { AnyJobHandler } from "./workers/jobs/runtime.js"
 import { makeWorkersLive } from "./workers/jobs/WorkersLive.js"
@@ -19,6 +21,8 @@ import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
+import { Payments } from "./services/payments/Payments.js"
+import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 
 /**
  * Infrastructure in a line, so it is acquired in this order and released in the reverse:
@@ -36,7 +40,12 @@ const AccountsLive = Accounts.Default.pipe(Layer.provide([UserRepositoryLive, Se
 export interface AppOptions extends HttpOptions {
   /** The job kinds this process knows; the registry's by default (tests bring their own). */
   readonly jobHandlers?: ReadonlyArray<AnyJobHandler>
+  /** The apps `GET /api/apps` lists and generations run for; `generationApps` by default (tests bring a fixture app). */
+  readonly apps?: ReadonlyArray<GenerationApp>
 }
+
+/** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
+export const generationApps: ReadonlyArray<GenerationApp> = []
 
 /**
  * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
@@ -50,6 +59,9 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
+        Layer.provideMerge(Generations.Default),
+        Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
+        Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),
         Layer.provideMerge(SessionMirrorRedis),
         Layer.provideMerge(RateLimiterRedis),

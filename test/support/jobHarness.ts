@@ -13,6 +13,10 @@ import { AppConfig, type AppConfigShape } from "../../src/services/platform/AppC
 import { JobQueues, type JobQueuesShape } from "../../src/services/jobs/JobQueues.js"
 import { Lifecycle } from "../../src/services/platform/Lifecycle.js"
 import { Ledger } from "../../src/services/credits/Ledger.js"
+import { AppCatalog, type GenerationApp } from "../../src/services/generations/AppCatalog.js"
+import { Generations } from "../../src/services/generations/Generations.js"
+import { Payments } from "../../src/services/payments/Payments.js"
+import { DuitkuClientLive } from "../../src/layers/payments/DuitkuClientLive.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/jobs/runtime.js"
 import { makeWorkersLive } from "../../src/workers/jobs/WorkersLive.js"
@@ -31,17 +35,24 @@ export interface JobHarness {
   readonly close: () => Promise<void>
 }
 
-type HarnessServices = Ledger | JobQueues | SqlClient.SqlClient | AppConfig | Lifecycle
+type HarnessServices = Ledger | JobQueues | SqlClient.SqlClient | AppConfig | Lifecycle | Generations
 
 /** The job queues and workers for `handlers`, over the real infrastructure, in this process. */
-export const startJobs = async (env: Record<string, string>, handlers: ReadonlyArray<AnyJobHandler>): Promise<JobHarness> => {
+export const startJobs = async (
+  env: Record<string, string>,
+  handlers: ReadonlyArray<AnyJobHandler>,
+  apps: ReadonlyArray<GenerationApp> = []
+): Promise<JobHarness> => {
   const config = await Effect.runPromise(appConfigFrom(testEnv({ LOG_LEVEL: "info", ...env })))
   const lines: Array<string> = []
   const forcedExits: Array<number> = []
   const destination = new PassThrough()
   destination.on("data", (c: Buffer) => lines.push(...c.toString().split("\n").filter((l) => l !== "")))
   const layer = makeWorkersLive(handlers).pipe(
+    Layer.provideMerge(Generations.Default),
+    Layer.provideMerge(AppCatalog.layer(apps)),
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
+    Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
     Layer.provideMerge(Ledger.Default),
     Layer.provideMerge(InfraLive),
     // A shutdown cap that fires records its exit code instead of ending the test process.

@@ -3,36 +3,12 @@ import { Duration, Effect, Metric, Option } from "effect"
 import { makeLocalRateLimiter } from "../../services/platform/localRateLimiter.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { type RateLimitDecision, RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
+import { type PolicyName, rateLimitPolicies, type StoreFailureMode } from "../../services/platform/rateLimitPolicies.js"
 import { RateLimited, ServiceUnavailable } from "./ApiError.js"
 import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
 import { rateLimitHeaders, retryAfterSeconds } from "./rateLimitHeaders.js"
 
-/**
- * What a route does when the limiter's store (Redis) cannot answer: `local` applies the same policy
- * in this process (so at most replicas x limit pass); `closed` refuses with 503, for routes that
- * grant credits or start paid work (register, payments, generation, uploads).
- */
-export type StoreFailureMode = "local" | "closed"
-
-/** The presets of the original system; each can be overridden, see rateLimitPolicies in AppConfigLive. */
-export type PolicyName = "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment"
-
-/**
- * Each policy's mode when Redis cannot answer, so a route cannot forget it: closed for the policies
- * that grant credits (register) or start paid or expensive work (generation, preset use, uploads,
- * payments); the in-process limiter for the rest.
- */
-export const STORE_FAILURE_MODE: Readonly<Record<PolicyName, StoreFailureMode>> = {
-  health: "local",
-  login: "local",
-  general: "local",
-  projectCreate: "local",
-  register: "closed",
-  ai: "closed",
-  preset: "closed",
-  upload: "closed",
-  payment: "closed"
-}
+export type { PolicyName, StoreFailureMode } from "../../services/platform/rateLimitPolicies.js"
 
 export { rateLimitStoreFailures }
 
@@ -81,14 +57,14 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
     }
 
     /**
-     * `onStoreFailure` overrides the policy's STORE_FAILURE_MODE (a test, or a route stricter than its
+     * `onStoreFailure` overrides the policy's own mode (a test, or a route stricter than its
      * policy). The limiter bounds its own wait (STORE_BUDGET_MS). Untraced: it runs on every
      * authenticated request, inside the request's span.
      */
     const enforce = Effect.fnUntraced(function*(
       name: PolicyName,
       key: string,
-      onStoreFailure: StoreFailureMode = STORE_FAILURE_MODE[name]
+      onStoreFailure: StoreFailureMode = rateLimitPolicies[name].storeFailure
     ) {
       const limits = policy(name)
       const shared = yield* Effect.either(limiter.consume(limits, key))

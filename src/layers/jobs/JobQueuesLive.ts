@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto"
+import { SqlClient } from "@effect/sql"
 import { Queue } from "bullmq"
 import { Duration, Effect, Layer, Schema } from "effect"
 import { AppConfig, type AppConfigShape } from "../../services/platform/AppConfig.js"
@@ -75,6 +76,38 @@ const checkEvictionPolicy = Effect.gen(function*() {
 }).pipe(Effect.catchAll((error) => Effect.logWarning("could not read redis maxmemory-policy", { error: error.message })))
 
 /**
+ * Keeps the job scheduler of each periodic definition (upsertJobScheduler is idempotent, so every
+ * process may do it at startup; the interval follows the configuration of the last one started).
+ * Redis being down here is not fatal: the next process start schedules it again.
+ */
+const scheduleRepeats = (
+  definitions: ReadonlyArray<AnyJobDefinition>,
+  queues: ReadonlyMap<string, { readonly main: Queue }>,
+  config: AppConfigShape,
+  options: ReturnType<typeof jobOptions>
+) =>
+  Effect.forEach(definitions, (definition) => {
+    const repeat = definition.repeat
+    const queue = queues.get(definition.queue)?.main
+    if (repeat === undefined || queue === undefined) return Effect.void
+    const every = Duration.toMillis(repeat.every(config))
+    return Effect.tryPromise(async () => {
+      const data = Schema.encodeSync(definition.payload)(repeat.payload)
+      const { attempts, backoff, removeOnComplete, removeOnFail } = options
+      await queue.upsertJobScheduler(definition.queue, { every }, {
+        name: definition.queue,
+        data,
+        opts: { attempts, backoff, removeOnComplete, removeOnFail }
+      })
+    }).pipe(
+      // BullMQ waits for a connection that may never come; startup does not wait with it.
+      Effect.timeout(config.redis.commandTimeout),
+      Effect.tap(() => Effect.logInfo("periodic job scheduled", { queue: definition.queue, everyMs: every })),
+      Effect.catchAll((error) => Effect.logError("periodic job could not be scheduled", { queue: definition.queue, error: String(error) }))
+    )
+  }, { discard: true })
+
+/**
  * The producer side of every registered queue, plus each queue's dead-letter and compensation
  * queues. Owns one producer connection and the BullMQ Queue objects: the queues are closed (at most
  * 2 s each, a real bound), then the connection is quit, when the layer is released (after the workers
@@ -110,17 +143,36 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
                 : Effect.void
             )
         )
-      const queues = new Map<string, { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue }>()
+      const queues = new Map<
+        string,
+        { readonly main: Queue; readonly dlq: Queue; readonly compensation: Queue; readonly definition: AnyJobDefinition }
+      >()
       for (const definition of definitions) {
         if (queues.has(definition.queue)) return yield* Effect.dieMessage(`job queue "${definition.queue}" is defined twice`)
         queues.set(definition.queue, {
           main: yield* open(definition.queue),
           dlq: yield* open(deadLetterQueueName(definition.queue)),
-          compensation: yield* open(compensationQueueName(definition.queue))
+          compensation: yield* open(compensationQueueName(definition.queue)),
+          definition
         })
       }
+      // A retry guard reads the database: optional, so a process without one can run plain job kinds.
+      const sqlClient = yield* Effect.serviceOption(SqlClient.SqlClient)
+      const guarded = definitions.find((d) => d.refuseRetry !== undefined)
+      if (guarded !== undefined && sqlClient._tag === "None") {
+        return yield* Effect.dieMessage(`job queue "${guarded.queue}" has a retry guard, which needs the database`)
+      }
+      /** Why the job kind refuses to retry this dead letter, if it does. */
+      const retryRefusal = (queue: string, definition: AnyJobDefinition, jobId: string) =>
+        definition.refuseRetry === undefined || sqlClient._tag === "None"
+          ? Effect.succeed<string | undefined>(undefined)
+          : definition.refuseRetry(jobId).pipe(
+            Effect.provideService(SqlClient.SqlClient, sqlClient.value),
+            Effect.mapError((cause) => new JobQueueUnavailable({ queue, cause }))
+          )
       const options = jobOptions(config)
       const compensationOpts = compensationOptions(config)
+      yield* scheduleRepeats(definitions, queues, config, options)
 
       // BullMQ waits for its connection to be ready before it even sends a command, so the producer
       // connection's fail-fast settings are not enough: each call is also bounded here.
@@ -232,6 +284,17 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
           if (stored !== null && stored !== JSON.stringify(encoded)) return yield* new JobConflict({ queue: definition.queue, jobId })
           return { jobId }
         }),
+        remove: Effect.fn("JobQueues.remove")(function*(queue, jobId) {
+          const { main } = yield* lookup(queue)
+          return yield* call(queue, async () => {
+            const job = await main.getJob(jobId)
+            if (job === undefined) return false
+            const state = await job.getState()
+            if (state !== "waiting" && state !== "delayed" && state !== "prioritized") return false
+            // A worker may take it between the two calls: then it is its worker's, not removed.
+            return job.remove().then(() => true, (cause: unknown) => isLockedByWorker(cause) ? false : Promise.reject(cause))
+          })
+        }),
         counts: Effect.forEach([...queues], ([name, pair]) => Effect.map(countsOf(name, pair), (c) => [name, c] as const), {
           concurrency: "unbounded"
         }).pipe(Effect.map(Object.fromEntries)),
@@ -247,9 +310,11 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
             return toDeadLetter(job.data)
           }),
           retry: Effect.fn("JobQueues.deadLetters.retry")(function*(queue, jobId) {
-            const { main } = yield* lookup(queue)
+            const { definition, main } = yield* lookup(queue)
             yield* exclusively(queue, jobId, Effect.gen(function*() {
               const letter = yield* deadLetterJob(queue, jobId)
+              const refusal = yield* retryRefusal(queue, definition, jobId)
+              if (refusal !== undefined) return yield* new DeadLetterBusy({ queue, jobId, reason: refusal })
               yield* clearCompensation(queue, toDeadLetter(letter.data))
               // In this order, so a call cut short is safe to repeat: the failed original goes (a
               // job still locked by a worker is a 409), the failure counts are reset, the job comes

@@ -63,6 +63,11 @@ export interface RefundParams {
   readonly chargeKey: string
   /** Defaults to `refund:<chargeKey>`. A charge is refunded once whatever key a repeat uses. */
   readonly key?: string | undefined
+  /**
+   * A partial refund (the undelivered share of a generation): at most what the charge took, which is
+   * the default. Still one refund per charge: a repeat returns the first, whatever amount it names.
+   */
+  readonly amount?: number | undefined
   readonly reason: string
 }
 
@@ -310,12 +315,15 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       const { chargeKey } = params
       const key = params.key ?? `refund:${chargeKey}`
       if (key === chargeKey) return yield* new IdempotencyKeyReused({ key })
+      if (params.amount !== undefined && !(Number.isSafeInteger(params.amount) && params.amount >= 0)) {
+        return yield* new InvalidAmount({ amount: params.amount, reason: "a refund amount is a whole number of credits, 0 or more" })
+      }
       return yield* attempt((nested) =>
         Effect.gen(function*() {
           const { prior, charge } = yield* refundable(chargeKey, key)
           if (prior !== undefined) return prior
-          // Exactly what the charge took: 0 for an enterprise charge.
-          const amount = -charge.delta
+          // At most what the charge took (0 for an enterprise charge), however much was asked.
+          const amount = Math.min(params.amount ?? -charge.delta, -charge.delta)
           const written = yield* write(
             sql`
               WITH moved AS (
@@ -324,7 +332,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
               INSERT INTO credit_ledger
                 (user_id, delta, balance_after, kind, reason, reference, idempotency_key, refund_of, requested_amount)
               SELECT ${charge.userId}::uuid, ${amount}::bigint, moved.balance, 'refund', ${params.reason},
-                     ${charge.reference}::text, ${key}, ${chargeKey}, ${amount}::bigint
+                     ${charge.reference}::text, ${key}, ${chargeKey}, ${params.amount ?? amount}::bigint
               FROM moved
               RETURNING *`,
             nested

@@ -26,7 +26,8 @@ export class JobConflict extends Data.TaggedError("JobConflict")<{ readonly queu
 
 /**
  * The dead letter cannot be retried or discarded right now: another admin call is handling it, its
- * compensation has not finished, or its job is locked by a worker. HTTP maps it to 409.
+ * compensation has not finished, or its job is locked by a worker; or its job kind refuses the retry
+ * (`JobDefinition.refuseRetry`, the reason says why). HTTP maps it to 409.
  */
 export class DeadLetterBusy extends Data.TaggedError("DeadLetterBusy")<{
   readonly queue: string
@@ -94,6 +95,8 @@ export interface JobQueuesShape {
     jobId: string,
     payload: P
   ) => Effect.Effect<{ readonly jobId: string }, JobQueueUnavailable | InvalidJobId | JobConflict>
+  /** Removes a job that is waiting or delayed; a job a worker holds, or none, stays as it is (false). */
+  readonly remove: (queue: string, jobId: string) => Effect.Effect<boolean, JobQueueUnavailable | UnknownQueue>
   readonly counts: Effect.Effect<Record<string, QueueCounts>, JobQueueUnavailable>
   readonly deadLetters: {
     readonly list: (

@@ -1,5 +1,6 @@
 import { Context, Data, type Duration, type Option, type Redacted } from "effect"
 import type { CorsPolicy } from "./CorsPolicy.js"
+import type { PolicyName, RateLimitSetting } from "./rateLimitPolicies.js"
 import type { RetryPolicyConfig } from "../jobs/retryPolicy.js"
 
 export type NodeEnv = "development" | "production" | "test"
@@ -73,6 +74,20 @@ export interface AppConfigShape {
     readonly apiKey: Option.Option<Redacted.Redacted<string>>
     readonly callbackUrl: Option.Option<string>
     readonly returnUrl: Option.Option<string>
+    readonly environment: "sandbox" | "production"
+    /** API base URL, without a trailing slash. */
+    readonly baseUrl: string
+    /** DUITKU_CALLBACK_IPS: replaces the published callback addresses of `environment`. */
+    readonly callbackIps: Option.Option<ReadonlyArray<string>>
+    readonly callbackIpCheck: boolean
+    /** Confirm a paid callback with the transaction status API before granting; reconcile with it. */
+    readonly verifyStatus: boolean
+    readonly timeout: Duration.Duration
+    readonly paymentMethod: string
+    readonly expiryMinutes: number
+    /** Unexpired pending payments one user may have at once. */
+    readonly maxPending: number
+    readonly reconcileInterval: Duration.Duration
   }
   readonly cors: {
     /** CORS_ORIGIN entries in canonical form. */
@@ -80,11 +95,8 @@ export interface AppConfigShape {
     /** Built from CORS_ORIGIN, CORS_WILDCARD_DEPTH, CORS_METHODS and CORS_HEADERS. */
     readonly policy: CorsPolicy
   }
-  /** Per-policy limits (see http/RateLimitGuard.ts), from RATE_LIMIT_<POLICY>="<n> per <duration>". */
-  readonly rateLimits: Readonly<Record<
-    "health" | "login" | "register" | "general" | "ai" | "upload" | "preset" | "projectCreate" | "payment",
-    { readonly limit: number; readonly window: Duration.Duration }
-  >>
+  /** The limit in effect of each policy of rateLimitPolicies.ts, from RATE_LIMIT_<POLICY>="<n> per <duration>". */
+  readonly rateLimits: Readonly<Record<PolicyName, RateLimitSetting>>
   readonly health: {
     readonly checkTimeout: Duration.Duration
     readonly detailedTimeout: Duration.Duration

@@ -146,7 +146,9 @@ export class Health extends Effect.Service<Health>()("app/Health", {
           storage: timed(storage.healthCheck.pipe(Effect.as({})), timeout),
           ffmpeg: timed(ffmpegCheck, timeout),
           ...(jobQueues._tag === "Some" && jobQueues.value.queueNames.length > 0
-            ? { queues: timed(jobQueues.value.counts.pipe(Effect.map((counts) => ({ counts }))), timeout) }
+            // The queues live in Redis: when it does not answer they are down at once, not after their
+            // own timeout (BullMQ's connections wait for it).
+            ? { queues: timed(Effect.zipRight(redisPing, jobQueues.value.counts).pipe(Effect.map((counts) => ({ counts }))), timeout) }
             : {})
         },
         { concurrency: "unbounded" }

@@ -32,8 +32,9 @@ const crossSiteRefused = {
  *   (server-to-server callers such as payment callbacks) and allowed origins pass; a request with
  *   a bearer token cannot be forged by a page, which never holds the token.
  * - an endpoint with a JSON payload answers 415 to any other content type, and to a body without
- *   one (no body at all still reaches the schema, which answers 400).
- * - a JSON body is refused 400 when it nests deeper than MAX_JSON_DEPTH or holds U+0000 anywhere
+ *   one (no body at all still reaches the schema, which answers 400). An endpoint that also takes
+ *   another encoding (the payment callback takes a form) gets its other bodies untouched.
+ * - a JSON body (on either kind of endpoint) is refused 400 when it nests deeper than MAX_JSON_DEPTH or holds U+0000 anywhere
  *   (see jsonBody.ts). The body text is cached by the platform, so the handler reads it again
  *   without another read of the socket.
  * GET, HEAD and OPTIONS pass untouched, at the cost of one comparison.
@@ -50,10 +51,14 @@ export const crossSite = (policy: CorsPolicy, jsonRoutes: JsonRoutes) => (app: H
         return Effect.succeed(envelopeResponse(crossSiteRefused, requestId))
       }
     }
-    if (!jsonRoutes.has(request.method, request.url)) return app
+    const jsonOnly = jsonRoutes.has(request.method, request.url)
+    if (!jsonOnly && !jsonRoutes.alsoJson(request.method, request.url)) return app
     const contentType = headers["content-type"]
     const mediaType = contentType === undefined ? undefined : jsonMediaType(contentType)
-    if (contentType === undefined ? hasBody(headers) : mediaType === undefined) {
+    if (!jsonOnly) {
+      // The endpoint takes other encodings too: only a JSON body is screened here.
+      if (mediaType === undefined) return app
+    } else if (contentType === undefined ? hasBody(headers) : mediaType === undefined) {
       return Effect.succeed(envelopeResponse(unsupportedMediaType, requestId))
     }
     // The platform parses a body as JSON only when its type contains "application/json"; a
