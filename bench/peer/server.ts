@@ -3,6 +3,7 @@ import Fastify, { LogController } from "fastify"
 import { Redis } from "ioredis"
 import { jwtVerify } from "jose"
 import pg from "pg"
+import { SLIDING_WINDOW } from "../../src/layers/platform/RateLimiterRedis.js"
 
 /**
  * The peer of `npm run bench:api`: GET /api/credits/balance written the way a user would pick
@@ -23,29 +24,8 @@ const redis = new Redis({ host: "127.0.0.1", port: 6379, keyPrefix: "lumiku-benc
 // A connection error is logged (ioredis reconnects); unhandled it would end the process.
 redis.on("error", (error: Error) => process.stderr.write(`peer redis: ${error.message}\n`))
 
-// The project's RateLimiterRedis script, byte for byte in behaviour.
-redis.defineCommand("slidingWindow", {
-  numberOfKeys: 1,
-  lua: `
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local member = ARGV[3]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count < limit then
-  redis.call('ZADD', key, now, member)
-  redis.call('PEXPIRE', key, window)
-  local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
-  return {1, limit - count - 1, oldest + window - now, 0}
-end
-local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
-local retry = oldest + window - now
-return {0, 0, retry, retry}
-`
-})
+// The project's own sliding-window script: both servers count a request with the same code.
+redis.defineCommand("slidingWindow", { numberOfKeys: 1, lua: SLIDING_WINDOW })
 // defineCommand adds the method at runtime; ioredis' types cannot know about it.
 const slidingWindow = (...args: Array<string | number>) =>
   (redis as unknown as Record<string, (...args: Array<string | number>) => Promise<Array<number>>>)["slidingWindow"]!(...args)
