@@ -219,6 +219,25 @@ describe("sockets at shutdown", () => {
   })
 })
 
+describe("a socket that never answers the close handshake", () => {
+  it("does not hold the shutdown: its connection is destroyed at the stage's bound", async () => {
+    const app = await startApp(testEnv(env), { jobHandlers: [fixtureHandler], apps: [fixtureApp] })
+    const r = await call(app, "POST", "/api/auth/register", { email: freshEmail("ws"), password: PASSWORD })
+    const stuck = await connectAs(app, r.body["data"].token as string)
+    // `_socket` is ws' own (untyped) TCP socket: paused, the client never reads the server's close frame.
+    const raw = (stuck.ws as unknown as { _socket: { pause: () => void; resume: () => void } })._socket
+    raw.pause()
+    const started = Date.now()
+    await app.close()
+    const elapsed = Date.now() - started
+    raw.resume()
+    await stuck.closed
+    // The 2 s bound of http.sockets, not ws' 30 s close timeout.
+    expect(elapsed).toBeGreaterThanOrEqual(1_900)
+    expect(elapsed).toBeLessThan(5_000)
+  })
+})
+
 describe("channel messages", () => {
   it("turn into socket events; job progress naming no generation is none", () => {
     expect(eventOfMessage(JSON.stringify({ type: "progress", queue: "q", jobId: "g1", generationId: "g1", percent: 66.6, delivered: 2 })))

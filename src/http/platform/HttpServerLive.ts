@@ -129,7 +129,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
           host: listen?.host ?? config.http.host
         }),
         Layer.succeed(HttpConnections, connections),
-        Layer.sync(OpenSockets, makeOpenSockets)
+        Layer.succeed(OpenSockets, makeOpenSockets(server))
       )
     })
   )
@@ -160,7 +160,11 @@ export const HttpDrainLive = Layer.scopedDiscard(
             if (open > 0) yield* Effect.logInfo("closing websockets", { open })
             // Made interruptible: release code is not, and the limit must be a real bound.
             const closed = yield* Effect.interruptible(sockets.closeAll).pipe(Effect.timeoutOption(yield* releaseBudget(SOCKETS_CLOSE_LIMIT)))
-            if (Option.isNone(closed)) yield* Effect.logWarning("some websockets did not close in time", { open: sockets.count() })
+            if (Option.isNone(closed)) {
+              yield* Effect.logWarning("some websockets did not close in time; their connections destroyed", {
+                destroyed: sockets.destroyRemaining()
+              })
+            }
           })
         )
         yield* lifecycle.stage(
