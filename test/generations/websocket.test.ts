@@ -6,7 +6,7 @@ import { eventOfMessage } from "../../src/services/generations/GenerationEvents.
 import { Generations } from "../../src/services/generations/Generations.js"
 import { progressChannel } from "../../src/services/jobs/queueNames.js"
 import { AppConfig } from "../../src/services/platform/AppConfig.js"
-import { call, freshEmail } from "../support/api.js"
+import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, type InProcessServices, startApp } from "../support/inProcessApp.js"
 import { eventually } from "../support/jobHarness.js"
@@ -125,6 +125,16 @@ describe("live progress over WebSocket", () => {
       async () => socket.messages.find((m) => m["type"] === "cancelled" && m["generationId"] === cancelling.id), 10_000, "cancelled event")
     expect(cancelled).toMatchObject({ status: "cancelled", refunded: 30, errorCode: "CANCELLED" })
     await hangUp(socket)
+  })
+
+  it("GET /api/generations carries a running generation's status and progress (what a reconnecting client reads)", async () => {
+    const user = await newUser()
+    const running = await create(user.id, { mode: "hold" })
+    await eventually(async () => held.get(running.id), 10_000, "render started")
+    await run(Effect.flatMap(Generations, (g) => g.progress(running.id, 40, 1)))
+    const listed = await call(app, "GET", "/api/generations", undefined, bearer(user.token))
+    expect(listed.body["generations"]).toEqual([expect.objectContaining({ id: running.id, status: "processing", progress: 40 })])
+    await release(running.id)
   })
 
   it("answers ping with pong once authenticated", async () => {
