@@ -1,7 +1,9 @@
-import { Deferred, Effect } from "effect"
+import * as net from "node:net"
+import { Context, Deferred, Effect } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
+import { OpenSockets } from "../../src/http/platform/OpenSockets.js"
 import { eventOfMessage } from "../../src/services/generations/GenerationEvents.js"
 import { Generations } from "../../src/services/generations/Generations.js"
 import { progressChannel } from "../../src/services/jobs/queueNames.js"
@@ -57,6 +59,26 @@ const connectAs = async (app: InProcessApp, token: string, headers: Record<strin
   await eventually(async () => client.messages.find((m) => m["type"] === "ready"), 5_000, "socket ready")
   return client
 }
+
+/** An upgrade request with the given handshake headers, over a bare TCP connection; resolves with the HTTP answer. */
+const rawUpgrade = (app: InProcessApp, headers: Record<string, string>) =>
+  new Promise<{ status: number; body: Message; raw: string }>((resolve, reject) => {
+    const url = new URL(app.url("/api/ws"))
+    const socket = net.connect(Number(url.port), url.hostname)
+    let raw = ""
+    socket.on("data", (chunk: Buffer) => (raw += chunk.toString()))
+    socket.on("error", reject)
+    socket.on("close", () => {
+      const [head = "", body = ""] = raw.split("\r\n\r\n")
+      try {
+        resolve({ status: Number(head.split(" ")[1]), body: JSON.parse(body) as Message, raw })
+      } catch {
+        reject(new Error(`not a JSON answer: ${raw}`))
+      }
+    })
+    const lines = Object.entries({ host: url.host, connection: "Upgrade", upgrade: "websocket", ...headers }).map(([k, v]) => `${k}: ${v}`)
+    socket.write(`GET /api/ws HTTP/1.1\r\n${lines.join("\r\n")}\r\n\r\n`)
+  })
 
 describe("live progress over WebSocket", () => {
   let app: InProcessApp
@@ -190,6 +212,20 @@ describe("live progress over WebSocket", () => {
     const r = await call(app, "GET", "/api/ws")
     expect(r.status).toBe(426)
     expect(r.body).toMatchObject({ success: false, code: "UPGRADE_REQUIRED" })
+  })
+
+  it("answers a broken handshake 400 in the error body, and keeps nothing open for it", async () => {
+    const sockets = Context.get(app.context, OpenSockets)
+    for (const headers of [
+      { "sec-websocket-version": "13" }, // no key
+      { "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "99" },
+      { "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", "sec-websocket-protocol": "a b" }
+    ]) {
+      const answer = await rawUpgrade(app, headers)
+      expect(answer.status).toBe(400)
+      expect(answer.body).toMatchObject({ success: false, code: "BAD_REQUEST", requestId: expect.any(String) })
+    }
+    await eventually(async () => (sockets.count() === 0 ? true : undefined), 2_000, "no socket left open")
   })
 
   it("200 idle sockets use one Redis subscriber", async () => {

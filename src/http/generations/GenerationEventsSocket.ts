@@ -4,7 +4,7 @@ import { Accounts } from "../../services/accounts/Accounts.js"
 import { type GenerationEvent, GenerationEventHub } from "../../services/generations/GenerationEvents.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { isAllowedOrigin } from "../../services/platform/CorsPolicy.js"
-import { Forbidden } from "../platform/ApiError.js"
+import { BadRequest, Forbidden } from "../platform/ApiError.js"
 import { OpenSockets } from "../platform/OpenSockets.js"
 
 export const SOCKET_PATH = "/api/ws"
@@ -26,6 +26,25 @@ export class UpgradeRequired extends Schema.TaggedError<UpgradeRequired>()(
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 426 })
 ) {}
+
+/**
+ * The handshake checks the WebSocket library makes. Made here first: when the library refuses a
+ * handshake it answers plain text and never hands the socket back, so the request's fiber would
+ * wait for ever; refused here, it is a 400 in the error body.
+ */
+const HANDSHAKE_KEY = /^[+/0-9A-Za-z]{22}==$/
+const TOKEN_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/
+const handshakeProblem = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  if (!HANDSHAKE_KEY.test(headers["sec-websocket-key"] ?? "")) return "Sec-WebSocket-Key is missing or not valid"
+  const version = headers["sec-websocket-version"]
+  if (version !== "13" && version !== "8") return "Sec-WebSocket-Version must be 13"
+  const protocols = headers["sec-websocket-protocol"]
+  if (protocols !== undefined && !TOKEN_LIST.test(protocols)) return "Sec-WebSocket-Protocol is not a list of tokens"
+  return undefined
+}
+
+/** A backstop for a handshake the library still drops (the client gone mid-way): the session ends. */
+const HANDSHAKE_LIMIT = "10 seconds"
 
 /** The one message a socket must send first. */
 const AuthMessage = Schema.parseJson(Schema.Struct({ type: Schema.Literal("auth"), token: Schema.String }))
@@ -83,7 +102,12 @@ const session = (socket: Socket.Socket, goingAway: Effect.Effect<void>) =>
     const relaying = yield* Effect.forkScoped(relay)
     const leaving = yield* Effect.forkScoped(Effect.zipRight(goingAway, close(CloseCodes.goingAway, "server shutting down")))
     // Ends when the socket closes, whoever closed it; a close code other than 1000 is no failure here.
-    yield* socket.runRaw(onMessage).pipe(Effect.exit)
+    const opened = yield* Deferred.make<void>()
+    const unopened = Deferred.await(opened).pipe(
+      Effect.timeoutOption(HANDSHAKE_LIMIT),
+      Effect.flatMap(Option.match({ onNone: () => Effect.logWarning("websocket handshake did not complete; dropped"), onSome: () => Effect.never }))
+    )
+    yield* socket.runRaw(onMessage, { onOpen: Deferred.succeed(opened, undefined) }).pipe(Effect.exit, Effect.raceFirst(unopened))
     yield* Fiber.interrupt(relaying)
     yield* Fiber.interrupt(leaving)
   }).pipe(Effect.scoped)
@@ -110,6 +134,8 @@ export const GenerationEventsSocketLive = HttpApiBuilder.Router.use((router) =>
         if (request.headers["upgrade"]?.toLowerCase() !== "websocket") {
           return yield* new UpgradeRequired({ message: "This endpoint takes a WebSocket connection (Upgrade: websocket)" })
         }
+        const problem = handshakeProblem(request.headers)
+        if (problem !== undefined) return yield* new BadRequest({ message: `The WebSocket handshake is not valid: ${problem}` })
         const socket = yield* Effect.orDie(request.upgrade)
         yield* Effect.scoped(Effect.flatMap(sockets.track, (goingAway) => session(socket, goingAway)))
         return HttpServerResponse.empty()
