@@ -263,11 +263,14 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
         })
 
     /** Tells the user's live-progress sockets (if any) how the generation ended. */
-    const announce = (generation: Generation) =>
-      publishSettled(redis, generation.userId, {
-        type: generation.status === "partial" ? "completed" : generation.status as "completed" | "failed" | "cancelled",
+    const announce = (generation: Generation) => {
+      const { status } = generation
+      // Unreachable: announced only after a settling UPDATE.
+      if (status === "pending" || status === "processing") return Effect.void
+      return publishSettled(redis, generation.userId, {
+        type: status === "partial" ? "completed" : status,
         generationId: generation.id,
-        status: generation.status as "completed" | "partial" | "failed" | "cancelled",
+        status,
         progress: generation.progress,
         unitsRequested: generation.unitsRequested,
         unitsDelivered: generation.unitsDelivered,
@@ -275,6 +278,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
         errorCode: generation.errorCode,
         errorMessage: generation.errorMessage
       })
+    }
 
     /**
      * The one settling transition, from one of `from`: `decide` reads the locked row and names the
