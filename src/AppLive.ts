@@ -11,6 +11,7 @@ import { Generations } from "./services/generations/Generations.js"
 import { jobDefinitions, jobHandlers } from "./workers/registry.js"
 import type { AnyJobHandler } from "./workers/jobs/runtime.js"
 import { makeWorkersLive } from "./workers/jobs/WorkersLive.js"
+import { GenerationEventHubLive } from "./layers/generations/GenerationEventHubLive.js"
 import { DatabaseLive } from "./layers/platform/DatabaseLive.js"
 import { FfmpegLive } from "./layers/platform/FfmpegLive.js"
 import { type HttpOptions, makeHttpLive } from "./http/HttpLive.js"
@@ -60,6 +61,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(Generations.Default),
+        Layer.provideMerge(GenerationEventHubLive),
         Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
         Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),

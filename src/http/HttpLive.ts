@@ -4,6 +4,7 @@ import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
 import { CreditsHttpLive } from "./credits/index.js"
 import { GenerationsHttpLive } from "./generations/index.js"
+import { GenerationEventsSocketLive } from "./generations/GenerationEventsSocket.js"
 import { JobsHttpLive } from "./jobs/index.js"
 import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
@@ -62,6 +63,7 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
       // measurable share of their cost. No span at all while nothing exports them (tracing.ts).
       HttpMiddleware.withTracerDisabledWhen((request) => !TRACING_ENABLED || request.url.startsWith("/health/")),
       Layer.provide(extraRoutes),
+      Layer.provide(GenerationEventsSocketLive),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(HttpApiBuilder.middleware(cors(config.cors.policy))), // added after, so outside, the envelope

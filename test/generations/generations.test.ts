@@ -110,7 +110,14 @@ describe("the generation flow with a fixture app", () => {
     try {
       await Effect.runPromise(Deferred.succeed(held.get(created.id)!, undefined))
       await eventually(async () => (messages.some((m) => m["percent"] === 100) ? true : undefined), 5_000, "progress published")
-      expect(messages.at(-1)).toMatchObject({ type: "progress", jobId: created.id, percent: 100, delivered: 3 })
+      expect(messages.find((m) => m["percent"] === 100)).toMatchObject({
+        type: "progress", jobId: created.id, generationId: created.id, percent: 100, delivered: 3
+      })
+      // Its settlement follows on the same channel, once committed.
+      await eventually(async () => messages.find((m) => m["type"] === "completed"), 5_000, "completion published")
+      expect(messages.find((m) => m["type"] === "completed")).toMatchObject({
+        generationId: created.id, status: "completed", progress: 100, unitsDelivered: 3, refunded: 0, errorCode: null
+      })
     } finally {
       subscriber.disconnect()
     }

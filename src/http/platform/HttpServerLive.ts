@@ -2,14 +2,15 @@ import { randomUUID } from "node:crypto"
 import * as http from "node:http"
 import type { Duplex } from "node:stream"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Option, Runtime } from "effect"
+import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
 import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { makeAccessLog } from "./middleware/requestLog.js"
+import { makeOpenSockets, OpenSockets } from "./OpenSockets.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { Health } from "../../services/platform/Health.js"
-import { Lifecycle } from "../../services/platform/Lifecycle.js"
+import { Lifecycle, releaseBudget } from "../../services/platform/Lifecycle.js"
 import { readinessAnswer } from "./readinessAnswer.js"
 
 /** What the drain needs to see of the Node server: its in-flight responses and the server itself. */
@@ -213,25 +214,45 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
           port: listen?.port ?? config.http.port,
           host: listen?.host ?? config.http.host
         }),
-        Layer.succeed(HttpConnections, connections)
+        Layer.succeed(HttpConnections, connections),
+        Layer.succeed(OpenSockets, makeOpenSockets(server))
       )
     })
   )
 
+/** How long open sockets get to finish their close handshake after being told to go away. */
+const SOCKETS_CLOSE_LIMIT = Duration.seconds(2)
+
 /**
  * The HTTP part of graceful shutdown. Built above `serve`, so its finalizer runs before the request
  * handler is detached: keep serving for the drain delay (readiness is already 503), stop accepting,
- * then wait for in-flight requests. The shutdown cap bounds the wait.
+ * close the WebSockets (1001, going away), then wait for in-flight requests. The shutdown cap bounds
+ * the wait; a socket still open past its limit is dropped when `serve` is released.
  */
 export const HttpDrainLive = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
     const connections = yield* HttpConnections
+    const sockets = yield* OpenSockets
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         yield* lifecycle.stage("http.drain-delay", Effect.sleep(config.shutdown.drainDelay))
         yield* lifecycle.stage("http.stop-accepting", Effect.sync(connections.stopAccepting))
+        yield* lifecycle.stage(
+          "http.sockets",
+          Effect.gen(function*() {
+            const open = sockets.count()
+            if (open > 0) yield* Effect.logInfo("closing websockets", { open })
+            // Made interruptible: release code is not, and the limit must be a real bound.
+            const closed = yield* Effect.interruptible(sockets.closeAll).pipe(Effect.timeoutOption(yield* releaseBudget(SOCKETS_CLOSE_LIMIT)))
+            if (Option.isNone(closed)) {
+              yield* Effect.logWarning("some websockets did not close in time; their connections destroyed", {
+                destroyed: sockets.destroyRemaining()
+              })
+            }
+          })
+        )
         yield* lifecycle.stage(
           "http.in-flight",
           Effect.logInfo("waiting for in-flight requests", { inFlight: connections.inFlight() }).pipe(

@@ -122,6 +122,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     health: { ...sections.health.build(v.health, context), rateLimitPerMinute: rateLimits.health.limit },
     jobs: sections.jobs.build(v.jobs, context),
     admin: sections.admin.build(v.admin, context),
+    websocket: sections.websocket.build(v.websocket, context),
     secretValues
   } satisfies AppConfigShape
 })

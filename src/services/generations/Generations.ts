@@ -5,8 +5,10 @@ import { Ledger } from "../credits/Ledger.js"
 import { defineJob } from "../jobs/JobDefinition.js"
 import { JobQueues } from "../jobs/JobQueues.js"
 import { ValidationError } from "../platform/DomainError.js"
+import { Redis } from "../platform/Redis.js"
 import { Storage } from "../platform/Storage.js"
 import { AppCatalog, GenerationJobPayload } from "./AppCatalog.js"
+import { publishSettled } from "./GenerationEvents.js"
 import { GenerationFinished, GenerationNotFound, GenerationsUnavailable } from "./GenerationError.js"
 
 export const GenerationStatus = Schema.Literal("pending", "processing", "completed", "partial", "failed", "cancelled")
@@ -149,6 +151,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
     const queues = yield* JobQueues
     const catalog = yield* AppCatalog
     const storage = yield* Storage
+    const redis = yield* Redis
 
     const rows = <E, R>(query: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
       Effect.flatMap(query, (raw) => Effect.orDie(decodeRows(raw)))
@@ -259,6 +262,24 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
             : `Refund: generation ${generation.status}`
         })
 
+    /** Tells the user's live-progress sockets (if any) how the generation ended. */
+    const announce = (generation: Generation) => {
+      const { status } = generation
+      // Unreachable: announced only after a settling UPDATE.
+      if (status === "pending" || status === "processing") return Effect.void
+      return publishSettled(redis, generation.userId, {
+        type: status === "partial" ? "completed" : status,
+        generationId: generation.id,
+        status,
+        progress: generation.progress,
+        unitsRequested: generation.unitsRequested,
+        unitsDelivered: generation.unitsDelivered,
+        refunded: generation.refunded,
+        errorCode: generation.errorCode,
+        errorMessage: generation.errorMessage
+      })
+    }
+
     /**
      * The one settling transition, from one of `from`: `decide` reads the locked row and names the
      * status and what was delivered; the rest is refunded (refundFor) in the same transaction. None
@@ -285,6 +306,8 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
         yield* refundUndelivered(generation)
         return Option.some(generation)
       })).pipe(
+        // After the commit, so a socket never hears of a settlement that rolled back.
+        Effect.tap(Option.match({ onNone: () => Effect.void, onSome: announce })),
         // None can happen: the refund names this generation's own usage charge, for at most what it took.
         Effect.catchTags({
           InvalidAmount: Effect.die,

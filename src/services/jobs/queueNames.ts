@@ -9,6 +9,9 @@ import type { DeadLetter } from "./JobQueues.js"
 /** BullMQ's key prefix for this deployment: under the Redis key prefix, so test runs stay apart. */
 export const bullPrefix = (config: AppConfigShape) => `${config.redis.keyPrefix}bull`
 
+/** The Redis pub/sub channel of one user's job and generation events (progress, settlement). */
+export const progressChannel = (keyPrefix: string, userId: string) => `${keyPrefix}progress:${userId}`
+
 export const deadLetterQueueName = (queue: string) => `${queue}-dlq`
 
 /** Where a job that failed for good waits for its compensation. */

@@ -114,6 +114,10 @@ export interface AppConfigShape {
     /** Per-queue worker concurrency overrides, from JOB_CONCURRENCY="queue=n,...". */
     readonly concurrency: Readonly<Record<string, number>>
   }
+  readonly websocket: {
+    /** How long a live-progress socket may stay open without authenticating. */
+    readonly authTimeout: Duration.Duration
+  }
   readonly admin: {
     /** Bearer token of the admin API; the admin API answers 401 to everything without one. */
     readonly token: Option.Option<Redacted.Redacted<string>>

@@ -68,7 +68,7 @@ export const makeGenerationHandler = (
         }
         const progress = (percent: number, delivered?: number) =>
           Effect.zipRight(
-            job.progress(percent, delivered === undefined ? {} : { delivered }),
+            job.progress(percent, delivered === undefined ? { generationId: id } : { generationId: id, delivered }),
             generations.progress(id, percent, delivered)
           ).pipe(
             Effect.catchAll((error) => Effect.logWarning("generation progress not recorded", { generationId: id, error: String(error) })),

@@ -1,6 +1,6 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
 import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schedule, Schema, Scope } from "effect"
-import { bullPrefix, classFailuresKey } from "../../services/jobs/queueNames.js"
+import { bullPrefix, classFailuresKey, progressChannel } from "../../services/jobs/queueNames.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../../services/jobs/JobQueues.js"
 import { classify } from "../../services/jobs/classify.js"
@@ -96,7 +96,7 @@ const ownedFiberSet = Effect.gen(function*() {
 /** What a job given up at shutdown hands BullMQ: a promise that never settles (see abandonActive). */
 const leftForStalledRecovery = (): Promise<never> => new Promise<never>(() => undefined)
 
-export const progressChannel = (keyPrefix: string, userId: string) => `${keyPrefix}progress:${userId}`
+export { progressChannel }
 
 /** How many times a job may stall (its worker died or lost Redis) and run again; the next delivery dead-letters it. */
 export const MAX_STALLS = 1

@@ -13,6 +13,7 @@ import { rateLimitsSection } from "./rateLimits.js"
 import { redisSection } from "./redis.js"
 import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
+import { websocketSection } from "./websocket.js"
 
 /**
  * Every configuration section, in the order they are read and documented; keyed like AppConfigShape.
@@ -33,5 +34,6 @@ export const sections = {
   rateLimits: rateLimitsSection,
   health: healthSection,
   jobs: jobsSection,
-  admin: adminSection
+  admin: adminSection,
+  websocket: websocketSection
 } as const
