@@ -3,7 +3,7 @@ import * as http from "node:http"
 import type { Duplex } from "node:stream"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Runtime } from "effect"
-import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
+import { bodyLimitFor, isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
@@ -36,14 +36,15 @@ const clientErrorEnvelope = (error: NodeJS.ErrnoException): Envelope => {
 const STATUS_TEXT: Readonly<Record<number, string>> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }
 
 interface ConnectionOptions {
-  readonly bodyLimitBytes: number
+  /** The body limit of a request URL (bodyLimit.ts: upload routes have their own). */
+  readonly bodyLimitFor: (url: string) => number
   /** Called once per connection-level refusal ('clientError'), for the log. */
   readonly onClientError: (details: { readonly status: number; readonly code: string; readonly reason: string; readonly requestId: string }) => void
 }
 
 const makeConnections = (server: http.Server, options: ConnectionOptions): HttpConnectionsShape => {
   const inFlight = new Set<http.ServerResponse>()
-  const tooLargeBody = (requestId: string) => JSON.stringify(envelopeBody(tooLarge(options.bodyLimitBytes), requestId))
+  const tooLargeBody = (limit: number) => (requestId: string) => JSON.stringify(envelopeBody(tooLarge(limit), requestId))
   const waiters = new Set<() => void>()
   let closing = false
   // Registered before Effect's handler, so every request is counted from its first moment. The
@@ -54,7 +55,10 @@ const makeConnections = (server: http.Server, options: ConnectionOptions): HttpC
     const requestId = typeof inbound === "string" && isValidRequestId(inbound) ? inbound : randomUUID()
     req.headers["x-request-id"] = requestId
     res.setHeader("x-request-id", requestId)
-    if (isStreamedBody(req)) limitStreamedBody(req, res, options.bodyLimitBytes, tooLargeBody)
+    if (isStreamedBody(req)) {
+      const limit = options.bodyLimitFor(req.url ?? "")
+      limitStreamedBody(req, res, limit, tooLargeBody(limit))
+    }
     inFlight.add(res)
     if (closing) res.setHeader("connection", "close")
     res.once("close", () => {
@@ -116,7 +120,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       const runtime = yield* Effect.runtime<never>()
       const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
       const connections = makeConnections(server, {
-        bodyLimitBytes: config.http.bodyLimitBytes,
+        bodyLimitFor: bodyLimitFor({ general: config.http.bodyLimitBytes, uploads: config.uploads.requestLimitBytes }),
         onClientError: ({ requestId, ...details }) =>
           Runtime.runFork(runtime)(
             Effect.logInfo("request", details).pipe(Effect.annotateLogs("requestId", requestId))

@@ -17,6 +17,7 @@ import {
   FfmpegTimeout,
   FfmpegUnsupported,
   fileArg,
+  INPUT_PROTOCOLS,
   type ProbeOptions,
   type ProbeResult,
   type ProbeStream,
@@ -233,7 +234,7 @@ const PROBE_ARGS = [
   "error",
   // the file may be a playlist or reference other inputs: never let it reach the network or other protocols
   "-protocol_whitelist",
-  "file",
+  INPUT_PROTOCOLS,
   "-print_format",
   "json",
   "-show_format",
@@ -390,13 +391,20 @@ const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: st
   lookups._spawnFfmpeg = function(this: FfmpegCommand, args, options, ...callbacks) {
     return spawnFfmpeg.call(
       this,
-      [...launcherArgs, ...args],
+      [...launcherArgs, ...restrictInputs(args)],
       typeof options === "function" ? options : { ...options, detached: true },
       ...callbacks
     )
   }
   return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
 }
+
+/**
+ * Puts `-protocol_whitelist file,pipe` right before every `-i`, after any input options the command set:
+ * ffmpeg applies the last occurrence, so no command can widen it (lavfi inputs open no protocol).
+ */
+export const restrictInputs = (args: ReadonlyArray<string>): Array<string> =>
+  args.flatMap((arg, i) => (arg === "-i" && args[i - 1] !== "-protocol_whitelist" ? ["-protocol_whitelist", INPUT_PROTOCOLS, arg] : [arg]))
 
 const invalidCommand = (cause: unknown) =>
   new FfmpegError({
@@ -426,7 +434,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
   const probe = Effect.fn("Ffmpeg.probe")(function*(file: string, options?: ProbeOptions) {
     yield* Effect.annotateCurrentSpan("file", file)
     const timeout = Duration.decode(options?.timeout ?? PROBE_TIMEOUT)
-    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, fileArg(file)], PROBE_STDOUT_LIMIT, groups).pipe(
+    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, ...(options?.format === undefined ? [] : ["-f", options.format]), fileArg(file)], PROBE_STDOUT_LIMIT, groups).pipe(
       Effect.timeoutFail({ duration: timeout, onTimeout: () => new FfmpegTimeout({ operation: "probe", timeout }) })
     )
     if (out.stdoutOverflow) {

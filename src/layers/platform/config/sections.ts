@@ -13,6 +13,7 @@ import { rateLimitsSection } from "./rateLimits.js"
 import { redisSection } from "./redis.js"
 import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
+import { uploadsSection } from "./uploads.js"
 
 /**
  * Every configuration section, in the order they are read and documented; keyed like AppConfigShape.
@@ -26,6 +27,7 @@ export const sections = {
   database: databaseSection,
   redis: redisSection,
   storage: storageSection,
+  uploads: uploadsSection,
   ffmpeg: ffmpegSection,
   auth: authSection,
   duitku: duitkuSection,
