@@ -203,23 +203,32 @@ const FfprobeStream = Schema.Struct({
   duration: Schema.optional(Schema.String)
 })
 
+const FormatFields = {
+  format_name: Schema.String,
+  duration: FiniteFromString.pipe(Schema.positive({ message: () => "the duration must be a positive number" })),
+  size: Schema.optionalWith(FiniteFromString, { exact: true })
+}
+
+const Streams = Schema.Array(FfprobeStream).pipe(Schema.filter(
+  (streams) => streams.some((s) => s.codec_type === "video" || s.codec_type === "audio"),
+  { message: () => "no audio or video stream" }
+))
+
 const FfprobeOutput = Schema.Struct({
   format: Schema.Struct({
-    format_name: Schema.String,
-    duration: FiniteFromString.pipe(Schema.positive({ message: () => "the duration must be a positive number" })),
-    size: Schema.optionalWith(FiniteFromString, { exact: true }),
+    ...FormatFields,
     probe_score: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(MIN_PROBE_SCORE, {
       message: () => "the format was only guessed from the name or a few bytes (probe score too low)"
     })), { exact: true })
   }),
-  streams: Schema.Array(FfprobeStream).pipe(Schema.filter(
-    (streams) => streams.some((s) => s.codec_type === "video" || s.codec_type === "audio"),
-    { message: () => "no audio or video stream" }
-  ))
+  streams: Streams
 })
 
-const decodeFfprobeOutput = (json: string) =>
-  Schema.decodeUnknown(Schema.parseJson(FfprobeOutput))(json).pipe(
+/** With `-f` the caller chose the demuxer (from the magic bytes): ffprobe reports a score of 0, meaningless then. */
+const FfprobeOutputForced = Schema.Struct({ format: Schema.Struct(FormatFields), streams: Streams })
+
+const decodeFfprobeOutput = (json: string, forced: boolean) =>
+  Schema.decodeUnknown(Schema.parseJson(forced ? FfprobeOutputForced : FfprobeOutput))(json).pipe(
     // one "path: problem" per issue instead of the schema's type tree
     Effect.mapError((error) => ({
       error,
@@ -254,7 +263,7 @@ const finiteOrUndefined = (text: string | undefined): number | undefined => {
   return Number.isFinite(value) ? value : undefined
 }
 
-const toProbeResult = (raw: typeof FfprobeOutput.Type): ProbeResult => ({
+const toProbeResult = (raw: typeof FfprobeOutputForced.Type): ProbeResult => ({
   durationSeconds: raw.format.duration,
   formatName: raw.format.format_name,
   ...(raw.format.size === undefined ? {} : { sizeBytes: raw.format.size }),
@@ -449,7 +458,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
         stderrTail: out.stderrTail
       })
     }
-    const raw = yield* decodeFfprobeOutput(out.stdout).pipe(
+    const raw = yield* decodeFfprobeOutput(out.stdout, options?.format !== undefined).pipe(
       Effect.mapError(({ error, summary }) =>
         new FfmpegError({ reason: "probe", detail: `${file}: ${summary}`, stderrTail: out.stderrTail, cause: error })
       )
