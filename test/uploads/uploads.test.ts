@@ -156,6 +156,28 @@ describe("uploads", () => {
     expect(atLimit.status).not.toBe(413)
   })
 
+  it("accepts audio and images by their own allowlists, and probes audio for an audio stream", async () => {
+    const user = await newUser()
+    ffmpegRun("-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:a", "libmp3lame", path.join(work, "tone.mp3"))
+    ffmpegRun("-f", "lavfi", "-i", "testsrc=size=64x48:rate=5", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", path.join(work, "mute.mp4"))
+    const mp3 = await upload(user.token, "audio", fs.readFileSync(path.join(work, "tone.mp3")), "tone.mp3", "audio/mpeg")
+    expect(mp3.status).toBe(201)
+    expect(mp3.body["upload"]).toMatchObject({ kind: "audio", mime: "audio/mpeg", width: null })
+    const png = await upload(user.token, "image", fs.readFileSync(path.join(work, "red.png")), "red.png", "image/png")
+    expect(png.status).toBe(201)
+    expect(png.body["upload"]).toMatchObject({ kind: "image", mime: "image/png" })
+    // a video declared as audio: its signature is not an audio type
+    expect((await upload(user.token, "audio", valid, "song.mp3", "audio/mpeg")).status).toBe(415)
+    const download = await fetch(app.url(png.body["upload"].downloadUrl), { headers: { authorization: `Bearer ${user.token}` } })
+    expect(download.headers.get("content-type")).toBe("image/png")
+    expect(download.headers.get("x-content-type-options")).toBe("nosniff")
+    // an mp4 with no video stream is not a video
+    ffmpegRun("-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:a", "aac", path.join(work, "audio-only.mp4"))
+    const noVideo = await upload(user.token, "video", fs.readFileSync(path.join(work, "audio-only.mp4")), "a.mp4")
+    expect(noVideo.status).toBe(422)
+    expect(noVideo.body["message"]).toMatch(/no video stream/)
+  })
+
   it("takes names with path traversal or shell syntax as display text only", async () => {
     const user = await newUser()
     const cwdBefore = fs.readdirSync(process.cwd())
@@ -228,5 +250,73 @@ describe("uploads", () => {
       ["-f", "lavfi", "-protocol_whitelist", "file,pipe", "-i", "x", "-protocol_whitelist", "file,pipe", "-i", "file:/a", "out"]
     )
     expect(hits).toEqual([])
+  })
+})
+
+describe("upload routes' body limit and rate limit", () => {
+  let app: InProcessApp
+  let work: string
+  let token: string
+  const VIDEO_LIMIT = 8_000_000
+
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "lumiku-upload-big-"))
+    // lossless, so well over BODY_LIMIT_BYTES (1 MiB) and under the video limit
+    execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25", "-t", "4",
+      "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", path.join(work, "big.mp4")])
+    app = await startApp(testEnv({
+      UPLOAD_VIDEO_MAX_BYTES: String(VIDEO_LIMIT),
+      UPLOAD_AUDIO_MAX_BYTES: "1000000",
+      UPLOAD_IMAGE_MAX_BYTES: "1000000",
+      RATE_LIMIT_UPLOAD: "3 per 1 minute",
+      RATE_LIMIT_REGISTER: "1000 per 1 minute"
+    }))
+    const r = await call(app, "POST", "/api/auth/register", { email: freshEmail("uplim"), password: PASSWORD })
+    token = r.body["data"].token as string
+  }, 60_000)
+
+  afterAll(async () => {
+    await app?.close()
+    fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  it("takes a file larger than BODY_LIMIT_BYTES on an upload route, refuses a declared body over its own limit, and limits the rate", async () => {
+    const big = fs.readFileSync(path.join(work, "big.mp4"))
+    expect(big.length).toBeGreaterThan(1024 * 1024)
+    expect(big.length).toBeLessThan(VIDEO_LIMIT)
+    const send = (body: BodyInit, headers: Record<string, string> = {}) =>
+      fetch(app.url("/api/uploads/video"), { method: "POST", headers: { authorization: `Bearer ${token}`, ...headers }, body })
+    const form = new FormData()
+    form.append("file", new Blob([big], { type: "application/octet-stream" }), "big.mp4")
+    const ok = await send(form)
+    expect(ok.status).toBe(201)
+    expect((await ok.json() as Record<string, any>)["upload"]).toMatchObject({ size: big.length, width: 640, height: 480 })
+
+    // a declared length over the upload routes' limit (the largest kind's plus the form) is refused before anything is read
+    const requestLimit = VIDEO_LIMIT + 64 * 1024
+    const tooLong = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(app.url("/api/uploads/video"), {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "multipart/form-data; boundary=x", "content-length": String(requestLimit + 1) }
+      }, (res) => {
+        let body = ""
+        res.on("data", (c: Buffer) => (body += c.toString()))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      req.on("error", reject)
+      req.end()
+    })
+    expect(tooLong.status).toBe(413)
+    expect(JSON.parse(tooLong.body)).toMatchObject({ code: "PAYLOAD_TOO_LARGE", limitBytes: requestLimit })
+
+    // 3 per minute: the third upload of the minute still passes, the fourth is 429 with Retry-After
+    const small = new FormData()
+    small.append("file", new Blob([Buffer.from("not a video")]), "x.mp4")
+    expect((await send(small)).status).toBe(415)
+    expect((await send(small)).status).toBe(415)
+    const limited = await send(small)
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get("retry-after")).not.toBeNull()
+    expect(await limited.json()).toMatchObject({ code: "RATE_LIMITED" })
   })
 })
