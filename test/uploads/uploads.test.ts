@@ -284,7 +284,7 @@ describe("upload routes' body limit and rate limit", () => {
     const big = fs.readFileSync(path.join(work, "big.mp4"))
     expect(big.length).toBeGreaterThan(1024 * 1024)
     expect(big.length).toBeLessThan(VIDEO_LIMIT)
-    const send = (body: BodyInit, headers: Record<string, string> = {}) =>
+    const send = (body: FormData, headers: Record<string, string> = {}) =>
       fetch(app.url("/api/uploads/video"), { method: "POST", headers: { authorization: `Bearer ${token}`, ...headers }, body })
     const form = new FormData()
     form.append("file", new Blob([big], { type: "application/octet-stream" }), "big.mp4")
