@@ -11,7 +11,7 @@ import { restrictInputs } from "../../src/layers/platform/FfmpegLive.js"
 import { Ffmpeg, fileArg } from "../../src/services/platform/Ffmpeg.js"
 import { call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
-import { type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { type InProcessApp, startApp, waitUntil } from "../support/inProcessApp.js"
 
 const LIMIT = 200_000
 const PASSWORD = "Correct-Horse-42"
@@ -22,6 +22,8 @@ const filesUnder = (dir: string): Array<string> =>
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
 
 /** Temp files of the pipeline still on disk (each upload is written to lumiku-ffmpeg-<x>/upload). */
+const eventually = (probe: () => Promise<boolean>, withinMs: number) => waitUntil(probe, withinMs)
+
 const leftTempUploads = () =>
   fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("lumiku-ffmpeg-") && fs.existsSync(path.join(os.tmpdir(), d, "upload")))
 
@@ -181,7 +183,11 @@ describe("uploads", () => {
   it("takes names with path traversal or shell syntax as display text only", async () => {
     const user = await newUser()
     const cwdBefore = fs.readdirSync(process.cwd())
-    const names = ["..\\..\\windows\\x.mp4", "/etc/shadow", "a/../../b.mp4", "%2e%2e%2fx.mp4", "x.mp4$(touch pwned)", "$(touch pwned).mp4", "`touch pwned`.mp4"]
+    const names = [
+      "..\\..\\windows\\x.mp4", "/etc/shadow", "a/../../b.mp4", "%2e%2e%2fx.mp4", "%252e%252e%252f.mp4", "..././x.mp4",
+      "\\\\localhost\\c$\\windows\\win.ini", "////../../x.mp4", "/proc/self/environ", "x.php%00.mp4", ".htaccess",
+      "x.mp4$(touch pwned)", "$(touch pwned).mp4", "`touch pwned`.mp4", "x.mp4\"; touch pwned; \""
+    ]
     for (const name of names) {
       const r = await upload(user.token, "video", valid, name)
       expect(r.status).toBe(201)
@@ -193,6 +199,24 @@ describe("uploads", () => {
     for (const dir of [process.cwd(), storageDir, os.tmpdir()]) expect(fs.existsSync(path.join(dir, "pwned"))).toBe(false)
     expect(fs.readdirSync(process.cwd())).toEqual(cwdBefore)
     expect(await used(user.id)).toBe(valid.length * names.length)
+  })
+
+  it("releases everything when the client goes away mid-upload", async () => {
+    const user = await newUser()
+    const boundary = "----lumiku-abort"
+    const req = http.request(app.url("/api/uploads/video"), {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "content-type": `multipart/form-data; boundary=${boundary}`, "transfer-encoding": "chunked" }
+    })
+    req.on("error", () => {})
+    req.write(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="a.mp4"\r\ncontent-type: video/mp4\r\n\r\n`)
+    req.write(valid.subarray(0, 4096))
+    // the reservation (the kind's limit, as the body has no length) is taken while the body streams
+    await eventually(async () => (await used(user.id)) === LIMIT, 5_000)
+    req.destroy()
+    await eventually(async () => (await used(user.id)) === 0 && leftTempUploads().length === 0, 5_000)
+    expect(await rowsOf(user.id)).toEqual([])
+    expect(filesUnder(storageDir).filter((f) => f.includes(user.id))).toEqual([])
   })
 
   it("keeps the quota exact under concurrent uploads of one user", async () => {

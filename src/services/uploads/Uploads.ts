@@ -86,6 +86,7 @@ export interface Received {
 }
 
 const PROBE_TIMEOUT = "30 seconds"
+const DETECT_TIMEOUT = "5 seconds"
 const MAX_FIELD_CHARS = 4096
 
 /**
@@ -126,7 +127,10 @@ export class Uploads extends Effect.Service<Uploads>()("app/Uploads", {
       Effect.gen(function*() {
         const refused = (message: string) => new UnsupportedFileType({ message, kind, allowed: allowedNames(kind) })
         if (size === 0) return yield* refused("The file is empty")
-        const detected = yield* Effect.promise(() => fileTypeFromFile(file).catch(() => undefined))
+        // file-type is a parser of hostile bytes: bounded in time (a malformed file once looped it forever)
+        const detected = yield* Effect.promise(() => fileTypeFromFile(file).catch(() => undefined)).pipe(
+          Effect.timeoutTo({ duration: DETECT_TIMEOUT, onSuccess: (type) => type, onTimeout: () => undefined })
+        )
         const type = allowedType(kind, detected?.mime)
         if (type === undefined) {
           return yield* refused(`The file's content is not an accepted ${kind} (${allowedNames(kind).join(", ")})`)

@@ -45,11 +45,16 @@ export const allowedType = (kind: UploadKind, detectedMime: string | undefined):
 
 export const allowedNames = (kind: UploadKind): ReadonlyArray<string> => Object.values(ALLOWED[kind]).map((t) => t.extension)
 
+/** 8K UHD: a larger frame is refused before anything decodes it (a pixel flood). */
+export const MAX_VIDEO_PIXELS = 7680 * 4320
+
 /** What a probe must show for the kind, or why it is refused. */
 export const probeProblem = (kind: UploadKind, probe: ProbeResult, maxDurationSeconds: number): string | undefined => {
   const expected = kind === "video" ? "video" : "audio"
   if (!probe.streams.some((s) => s.codecType === expected)) return `the file has no ${expected} stream`
   if (!(probe.durationSeconds > 0)) return "the file has no positive duration"
+  const oversized = probe.streams.find((s) => s.codecType === "video" && (s.width ?? 0) * (s.height ?? 0) > MAX_VIDEO_PIXELS)
+  if (oversized !== undefined) return `a ${oversized.width}x${oversized.height} frame is larger than 8K (7680x4320)`
   if (probe.durationSeconds > maxDurationSeconds) {
     return `the file lasts ${Math.round(probe.durationSeconds)} s, longer than the limit of ${Math.round(maxDurationSeconds)} s`
   }
