@@ -4,11 +4,13 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { HttpServerRequest } from "@effect/platform"
 import { Effect } from "effect"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { restrictInputs } from "../../src/layers/platform/FfmpegLive.js"
 import { Ffmpeg, fileArg } from "../../src/services/platform/Ffmpeg.js"
+import { Uploads } from "../../src/services/uploads/Uploads.js"
 import { call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, startApp, waitUntil } from "../support/inProcessApp.js"
@@ -240,6 +242,63 @@ describe("uploads", () => {
     const rows = await rowsOf(user.id)
     expect(rows.reduce((sum, r) => sum + Number(r.size_bytes), 0)).toBe(3 * valid.length)
     expect(filesUnder(storageDir).filter((f) => f.includes(user.id))).toHaveLength(3)
+  })
+
+  it("gives an app route its fields first, a check before anything is written, and undoes a file it then refuses", async () => {
+    const user = await newUser()
+    // the body encoded up front, then parsed as the server parses a request (a streamed FormData
+    // body that is not read to its end makes undici reject on its own, outside the test)
+    const parts = async (entries: Array<[string, string | Blob]>) => {
+      const form = new FormData()
+      for (const [key, value] of entries) {
+        if (typeof value === "string") form.append(key, value)
+        else form.append(key, value, "clip.mp4")
+      }
+      const encoded = new Response(form)
+      const body = Buffer.from(await encoded.arrayBuffer())
+      const headers = { "content-type": encoded.headers.get("content-type")! }
+      return HttpServerRequest.fromWeb(new Request("http://local/upload", { method: "POST", body, headers })).multipartStream
+    }
+    const seen: Array<Record<string, string>> = []
+    const receive = async (entries: Array<[string, string | Blob]>) => {
+      const stream = await parts(entries)
+      return Effect.runPromise(Effect.either(Effect.provide(
+        Effect.flatMap(Uploads, (uploads) =>
+          uploads.receive({
+            userId: user.id,
+            kind: "video",
+            parts: stream,
+            fields: ["projectId", "groupId"],
+            beforeStore: (fields) => {
+              seen.push({ ...fields })
+              return fields["projectId"] === "someone-elses" ? Effect.fail("not your project" as const) : Effect.void
+            }
+          })
+        ),
+        app.context
+      )))
+    }
+    const clip = new Blob([valid], { type: "video/mp4" })
+
+    const ok = await receive([["projectId", "p1"], ["groupId", "g1"], ["file", clip]])
+    expect(ok._tag).toBe("Right")
+    if (ok._tag === "Right") expect(ok.right.fields).toEqual({ projectId: "p1", groupId: "g1" })
+    expect(seen).toEqual([{ projectId: "p1", groupId: "g1" }])
+    const afterOne = await used(user.id)
+    expect(afterOne).toBe(valid.length)
+
+    const refused = await receive([["projectId", "someone-elses"], ["file", clip]])
+    expect(refused).toMatchObject({ _tag: "Left", left: "not your project" })
+    const late = await receive([["projectId", "p1"], ["file", clip], ["groupId", "g2"]])
+    expect(late).toMatchObject({ _tag: "Left", left: { _tag: "InvalidUpload" } })
+    const unknown = await receive([["projectId", "p1"], ["role", "admin"], ["file", clip]])
+    expect(unknown).toMatchObject({ _tag: "Left", left: { _tag: "InvalidUpload" } })
+    const none = await receive([["projectId", "p1"]])
+    expect(none).toMatchObject({ _tag: "Left", left: { _tag: "InvalidUpload" } })
+    // the file stored before the late field was removed again; nothing else was kept or reserved
+    expect(await used(user.id)).toBe(afterOne)
+    expect(await rowsOf(user.id)).toHaveLength(1)
+    expect(filesUnder(storageDir).filter((f) => f.includes(user.id))).toHaveLength(1)
   })
 
   it("ffprobe and ffmpeg never follow a playlist or concat list to another file or the network", async () => {
