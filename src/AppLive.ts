@@ -23,6 +23,7 @@ import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
 import { Payments } from "./services/payments/Payments.js"
+import { Uploads } from "./services/uploads/Uploads.js"
 import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 
 /**
@@ -62,6 +63,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(Generations.Default),
         Layer.provideMerge(GenerationEventHubLive),
+        Layer.provideMerge(Uploads.Default),
         Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
         Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),

@@ -5,6 +5,7 @@ import { CreditsApi } from "./credits/CreditsApi.js"
 import { GenerationsApi } from "./generations/GenerationsApi.js"
 import { HealthApi } from "./platform/HealthApi.js"
 import { PaymentsApi } from "./payments/PaymentsApi.js"
+import { UploadsApi } from "./uploads/UploadsApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
@@ -14,5 +15,6 @@ export class Api extends HttpApi.make("lumiku")
   .add(GenerationsApi)
   .add(AdminApi)
   .add(PaymentsApi)
+  .add(UploadsApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

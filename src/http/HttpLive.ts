@@ -8,7 +8,9 @@ import { GenerationEventsSocketLive } from "./generations/GenerationEventsSocket
 import { JobsHttpLive } from "./jobs/index.js"
 import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
+import { UploadsHttpLive } from "./uploads/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
+import { bodyLimitFor } from "./platform/bodyLimit.js"
 import { cors } from "./platform/middleware/cors.js"
 import { crossSite } from "./platform/middleware/crossSite.js"
 import { errorEnvelope } from "./platform/middleware/errorEnvelope.js"
@@ -26,7 +28,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     CreditsHttpLive,
     GenerationsHttpLive,
     JobsHttpLive,
-    PaymentsHttpLive
+    PaymentsHttpLive,
+    UploadsHttpLive
   ))
 )
 
@@ -58,6 +61,8 @@ const jsonRoutes = makeJsonRoutes(Api)
 const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
     const limit = config.http.bodyLimitBytes
+    // upload routes read their multipart body with their own limits (http/uploads), counted while it streams
+    const limitFor = bodyLimitFor({ general: limit, uploads: config.uploads.requestLimitBytes })
     return HttpApiBuilder.serve(requestLog).pipe(
       // Probes are hit constantly and need no trace; the span (URL parse, header copies) was a
       // measurable share of their cost. No span at all while nothing exports them (tracing.ts).
@@ -67,7 +72,7 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(HttpApiBuilder.middleware(cors(config.cors.policy))), // added after, so outside, the envelope
-      Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limit))),
+      Layer.provide(HttpApiBuilder.middleware(errorEnvelope(limitFor))),
       Layer.provide(HttpApiBuilder.middleware(crossSite(config.cors.policy, jsonRoutes))), // inside the envelope
       Layer.provide(ApiLive),
       // Bodies without a Content-Length are answered 413 at the Node level (http/bodyLimit.ts) before

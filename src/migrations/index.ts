@@ -7,6 +7,7 @@ import normalizeEmails from "./0004_normalize_emails.js"
 import ledgerRequestedAmount from "./0005_ledger_requested_amount.js"
 import generations from "./0006_generations.js"
 import payments from "./0007_payments.js"
+import uploads from "./0008_uploads.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -19,5 +20,6 @@ export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClien
   "0004_normalize_emails": normalizeEmails,
   "0005_ledger_requested_amount": ledgerRequestedAmount,
   "0006_generations": generations,
-  "0007_payments": payments
+  "0007_payments": payments,
+  "0008_uploads": uploads
 }

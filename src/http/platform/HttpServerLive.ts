@@ -3,7 +3,7 @@ import * as http from "node:http"
 import type { Duplex } from "node:stream"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
-import { isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
+import { bodyLimitFor, isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { makeAccessLog } from "./middleware/requestLog.js"
 import { makeOpenSockets, OpenSockets } from "./OpenSockets.js"
@@ -84,17 +84,18 @@ class AppHttpServer extends http.Server {
 }
 
 interface ConnectionOptions {
-  readonly bodyLimitBytes: number
   readonly probes: Probes
   /** Called once per request answered before Effect's handler, for its access-log line. */
   readonly onAnswered: (details: { readonly method: string; readonly route: string; readonly status: number; readonly durationMs: number; readonly requestId: string }) => void
+  /** The body limit of a request URL (bodyLimit.ts: upload routes have their own). */
+  readonly bodyLimitFor: (url: string) => number
   /** Called once per connection-level refusal ('clientError'), for the log. */
   readonly onClientError: (details: { readonly status: number; readonly code: string; readonly reason: string; readonly requestId: string }) => void
 }
 
 const makeConnections = (server: AppHttpServer, options: ConnectionOptions): HttpConnectionsShape => {
   const inFlight = new Set<http.ServerResponse>()
-  const tooLargeBody = (requestId: string) => JSON.stringify(envelopeBody(tooLarge(options.bodyLimitBytes), requestId))
+  const tooLargeBody = (limit: number) => (requestId: string) => JSON.stringify(envelopeBody(tooLarge(limit), requestId))
   const waiters = new Set<() => void>()
   let closing = false
   // Runs before Effect's handler, so every request is counted from its first moment. The
@@ -106,7 +107,10 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
     const requestId = typeof inbound === "string" && isValidRequestId(inbound) ? inbound : randomUUID()
     req.headers["x-request-id"] = requestId
     res.setHeader("x-request-id", requestId)
-    if (isStreamedBody(req)) limitStreamedBody(req, res, options.bodyLimitBytes, tooLargeBody)
+    if (isStreamedBody(req)) {
+      const limit = options.bodyLimitFor(req.url ?? "")
+      limitStreamedBody(req, res, limit, tooLargeBody(limit))
+    }
     inFlight.add(res)
     if (closing) res.setHeader("connection", "close")
     res.once("close", () => {
@@ -201,9 +205,9 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
         })
       })
       const connections = makeConnections(server, {
-        bodyLimitBytes: config.http.bodyLimitBytes,
         probes,
         onAnswered: ({ durationMs, method, requestId, route, status }) => accessLog(method, route, status, durationMs, requestId),
+        bodyLimitFor: bodyLimitFor({ general: config.http.bodyLimitBytes, uploads: config.uploads.requestLimitBytes }),
         onClientError: ({ requestId, ...details }) =>
           Runtime.runFork(runtime)(
             Effect.logInfo("request", details).pipe(Effect.annotateLogs("requestId", requestId))

@@ -19,6 +19,20 @@ import type * as http from "node:http"
  * request is the only hook that sees bytes before a reader does without changing the stream's flow.
  */
 
+/**
+ * Upload routes take files far larger than BODY_LIMIT_BYTES: `/api/uploads/...` and any app route whose
+ * path ends in `/upload` (`/api/apps/video-mixer/videos/upload`). They get the uploads' request limit
+ * instead, and count the file itself against its kind's limit while it streams (services/uploads).
+ */
+export const isUploadRoute = (url: string): boolean => {
+  const path = url.split("?", 1)[0] ?? ""
+  return path.startsWith("/api/uploads/") || (path.startsWith("/api/apps/") && path.endsWith("/upload"))
+}
+
+/** The body limit of a request URL: the upload routes' own, else the general one. */
+export const bodyLimitFor = (limits: { readonly general: number; readonly uploads: number }) => (url: string): number =>
+  isUploadRoute(url) ? limits.uploads : limits.general
+
 const DRAIN_MS = 5_000
 const MIN_DRAIN_BYTES = 1024 * 1024
 

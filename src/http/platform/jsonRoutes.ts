@@ -28,7 +28,10 @@ export const makeJsonRoutes = <Id extends string, Groups extends HttpApiGroup.Ht
     onGroup: () => {},
     onEndpoint: ({ endpoint, payloads }) => {
       if (!HttpMethod.hasBody(endpoint.method) || payloads.size === 0) return
-      const kinds = [...payloads.values()].map(({ encoding }) => encoding.kind)
+      // A multipart payload keeps the default (JSON) encoding annotation; only its content type tells it apart.
+      const kinds = [...payloads.entries()].map(([contentType, { encoding }]) =>
+        contentType === "multipart/form-data" ? "Multipart" : encoding.kind
+      )
       if (kinds.every((kind) => kind === "Json")) {
         router.on(endpoint.method, endpoint.path, true)
         count++

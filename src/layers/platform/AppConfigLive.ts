@@ -114,6 +114,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     database: sections.database.build(v.database, context),
     redis: sections.redis.build(v.redis, context),
     storage: sections.storage.build(v.storage, context),
+    uploads: sections.uploads.build(v.uploads, context),
     ffmpeg: sections.ffmpeg.build(v.ffmpeg, context),
     auth,
     duitku: sections.duitku.build(v.duitku, context),

@@ -17,6 +17,7 @@ import {
   FfmpegTimeout,
   FfmpegUnsupported,
   fileArg,
+  INPUT_PROTOCOLS,
   type ProbeOptions,
   type ProbeResult,
   type ProbeStream,
@@ -202,23 +203,32 @@ const FfprobeStream = Schema.Struct({
   duration: Schema.optional(Schema.String)
 })
 
+const FormatFields = {
+  format_name: Schema.String,
+  duration: FiniteFromString.pipe(Schema.positive({ message: () => "the duration must be a positive number" })),
+  size: Schema.optionalWith(FiniteFromString, { exact: true })
+}
+
+const Streams = Schema.Array(FfprobeStream).pipe(Schema.filter(
+  (streams) => streams.some((s) => s.codec_type === "video" || s.codec_type === "audio"),
+  { message: () => "no audio or video stream" }
+))
+
 const FfprobeOutput = Schema.Struct({
   format: Schema.Struct({
-    format_name: Schema.String,
-    duration: FiniteFromString.pipe(Schema.positive({ message: () => "the duration must be a positive number" })),
-    size: Schema.optionalWith(FiniteFromString, { exact: true }),
+    ...FormatFields,
     probe_score: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(MIN_PROBE_SCORE, {
       message: () => "the format was only guessed from the name or a few bytes (probe score too low)"
     })), { exact: true })
   }),
-  streams: Schema.Array(FfprobeStream).pipe(Schema.filter(
-    (streams) => streams.some((s) => s.codec_type === "video" || s.codec_type === "audio"),
-    { message: () => "no audio or video stream" }
-  ))
+  streams: Streams
 })
 
-const decodeFfprobeOutput = (json: string) =>
-  Schema.decodeUnknown(Schema.parseJson(FfprobeOutput))(json).pipe(
+/** With `-f` the caller chose the demuxer (from the magic bytes): ffprobe reports a score of 0, meaningless then. */
+const FfprobeOutputForced = Schema.Struct({ format: Schema.Struct(FormatFields), streams: Streams })
+
+const decodeFfprobeOutput = (json: string, forced: boolean) =>
+  Schema.decodeUnknown(Schema.parseJson(forced ? FfprobeOutputForced : FfprobeOutput))(json).pipe(
     // one "path: problem" per issue instead of the schema's type tree
     Effect.mapError((error) => ({
       error,
@@ -233,7 +243,7 @@ const PROBE_ARGS = [
   "error",
   // the file may be a playlist or reference other inputs: never let it reach the network or other protocols
   "-protocol_whitelist",
-  "file",
+  INPUT_PROTOCOLS,
   "-print_format",
   "json",
   "-show_format",
@@ -253,7 +263,7 @@ const finiteOrUndefined = (text: string | undefined): number | undefined => {
   return Number.isFinite(value) ? value : undefined
 }
 
-const toProbeResult = (raw: typeof FfprobeOutput.Type): ProbeResult => ({
+const toProbeResult = (raw: typeof FfprobeOutputForced.Type): ProbeResult => ({
   durationSeconds: raw.format.duration,
   formatName: raw.format.format_name,
   ...(raw.format.size === undefined ? {} : { sizeBytes: raw.format.size }),
@@ -390,13 +400,20 @@ const pinBinaries = (command: FfmpegCommand, ffmpegPath: string, ffprobePath: st
   lookups._spawnFfmpeg = function(this: FfmpegCommand, args, options, ...callbacks) {
     return spawnFfmpeg.call(
       this,
-      [...launcherArgs, ...args],
+      [...launcherArgs, ...restrictInputs(args)],
       typeof options === "function" ? options : { ...options, detached: true },
       ...callbacks
     )
   }
   return command.setFfmpegPath(ffmpegPath).setFfprobePath(ffprobePath)
 }
+
+/**
+ * Puts `-protocol_whitelist file,pipe` right before every `-i`, after any input options the command set:
+ * ffmpeg applies the last occurrence, so no command can widen it (lavfi inputs open no protocol).
+ */
+export const restrictInputs = (args: ReadonlyArray<string>): Array<string> =>
+  args.flatMap((arg, i) => (arg === "-i" && args[i - 1] !== "-protocol_whitelist" ? ["-protocol_whitelist", INPUT_PROTOCOLS, arg] : [arg]))
 
 const invalidCommand = (cause: unknown) =>
   new FfmpegError({
@@ -426,7 +443,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
   const probe = Effect.fn("Ffmpeg.probe")(function*(file: string, options?: ProbeOptions) {
     yield* Effect.annotateCurrentSpan("file", file)
     const timeout = Duration.decode(options?.timeout ?? PROBE_TIMEOUT)
-    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, fileArg(file)], PROBE_STDOUT_LIMIT, groups).pipe(
+    const out = yield* collect(info.ffprobePath, [...PROBE_ARGS, ...(options?.format === undefined ? [] : ["-f", options.format]), fileArg(file)], PROBE_STDOUT_LIMIT, groups).pipe(
       Effect.timeoutFail({ duration: timeout, onTimeout: () => new FfmpegTimeout({ operation: "probe", timeout }) })
     )
     if (out.stdoutOverflow) {
@@ -441,7 +458,7 @@ const make = (info: FfmpegInfo, capabilities: Capabilities, defaultTimeout: Dura
         stderrTail: out.stderrTail
       })
     }
-    const raw = yield* decodeFfprobeOutput(out.stdout).pipe(
+    const raw = yield* decodeFfprobeOutput(out.stdout, options?.format !== undefined).pipe(
       Effect.mapError(({ error, summary }) =>
         new FfmpegError({ reason: "probe", detail: `${file}: ${summary}`, stderrTail: out.stderrTail, cause: error })
       )

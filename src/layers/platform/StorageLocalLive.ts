@@ -10,6 +10,7 @@ import {
   describeStorageCause,
   makeHealthCheck,
   READ_CHUNK_BYTES,
+  type ByteRange,
   type PutOptions,
   Storage,
   StorageError,
@@ -173,7 +174,7 @@ export const makeLocalStorage = (dir: string) =>
       return { size: stats.size, modifiedAt: stats.mtime }
     })
 
-    const get = Effect.fn("Storage.get")(function*(key: string) {
+    const get = Effect.fn("Storage.get")(function*(key: string, range?: ByteRange) {
       const { target, stats } = yield* resolve("get", key)
       if (stats === undefined || !stats.isFile()) return yield* new StorageObjectNotFound({ key })
       // Opened lazily, so a stream that is never run holds no descriptor; O_NOFOLLOW refuses a
@@ -184,7 +185,11 @@ export const makeLocalStorage = (dir: string) =>
       )
       return Stream.unwrapScoped(Effect.map(open, (handle) =>
         NodeStream.fromReadable<StorageError, Uint8Array>(
-          () => handle.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK_BYTES }),
+          () => handle.createReadStream({
+            autoClose: false,
+            highWaterMark: READ_CHUNK_BYTES,
+            ...(range === undefined ? {} : { start: range.start, end: range.end })
+          }),
           (e) => storageError("get", key, e)
         )))
     })

@@ -1,5 +1,6 @@
 import { Effect, Layer, Stream } from "effect"
 import {
+  type ByteRange,
   makeHealthCheck,
   READ_CHUNK_BYTES,
   type PutOptions,
@@ -75,9 +76,10 @@ export const makeMemoryStorage = Effect.sync(() => {
       return object
     })
 
-  const get = Effect.fn("Storage.get")(function*(key: string) {
+  const get = Effect.fn("Storage.get")(function*(key: string, range?: ByteRange) {
     const { bytes } = yield* find(key)
-    return Stream.suspend(() => Stream.fromIterable(slices(bytes)))
+    const part = range === undefined ? bytes : bytes.subarray(range.start, range.end + 1)
+    return Stream.suspend(() => Stream.fromIterable(slices(part)))
   })
 
   const stat = Effect.fn("Storage.stat")(function*(key: string) {

@@ -47,6 +47,15 @@ export interface AppConfigShape {
   readonly storage: {
     readonly dir: string
   }
+  readonly uploads: {
+    /** The largest accepted file of each upload kind, in bytes. */
+    readonly maxBytes: { readonly video: number; readonly audio: number; readonly image: number }
+    readonly maxDurationSeconds: number
+    /** Each user's storage quota unless their quota row sets one. */
+    readonly quotaBytes: number
+    /** The body limit of the upload routes, which replaces BODY_LIMIT_BYTES there. */
+    readonly requestLimitBytes: number
+  }
   readonly ffmpeg: {
     readonly ffmpegPath: Option.Option<string>
     readonly ffprobePath: Option.Option<string>

@@ -26,7 +26,19 @@ export interface ProbeResult {
 export interface ProbeOptions {
   /** Default 30 seconds; the ffprobe process is killed when it runs out. */
   readonly timeout?: Duration.DurationInput
+  /**
+   * The demuxer to read the file with (`-f`, e.g. "mov", "matroska"), when the caller already knows the
+   * container from its magic bytes: the file is then never guessed into a playlist or concat list.
+   */
+  readonly format?: string
 }
+
+/**
+ * Protocols an ffmpeg or ffprobe input may open: local files and pipes only. A crafted input (an HLS
+ * playlist, a concat list, a reference in a container) can then neither reach the network nor another
+ * protocol; `FfmpegLive` puts it before every input of every run.
+ */
+export const INPUT_PROTOCOLS = "file,pipe"
 
 export interface FfmpegProgress {
   /** 0-100, against `RunOptions.durationSeconds` or else the first input's duration; absent when neither is known. */

@@ -54,6 +54,12 @@ export interface StoredObject {
   readonly size: number
 }
 
+/** Bytes `start` to `end`, both inclusive (an HTTP Range); both within the object. */
+export interface ByteRange {
+  readonly start: number
+  readonly end: number
+}
+
 export interface StorageStat {
   readonly size: number
   readonly modifiedAt: Date
@@ -66,9 +72,13 @@ export interface StorageShape {
     body: Stream.Stream<Uint8Array, E>,
     options?: PutOptions
   ) => Effect.Effect<StoredObject, StorageError | InvalidStorageKey | E>
-  /** Checks that the object exists; the returned stream reads it lazily, each time it is run. */
+  /**
+   * Checks that the object exists; the returned stream reads it (or only `range` of it) lazily, each time
+   * it is run.
+   */
   readonly get: (
-    key: string
+    key: string,
+    range?: ByteRange
   ) => Effect.Effect<Stream.Stream<Uint8Array, StorageError>, StorageObjectNotFound | InvalidStorageKey | StorageError>
   readonly stat: (key: string) => Effect.Effect<StorageStat, StorageObjectNotFound | InvalidStorageKey | StorageError>
   readonly exists: (key: string) => Effect.Effect<boolean, InvalidStorageKey | StorageError>

@@ -173,9 +173,10 @@ export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number,
  * is read, and maps every failure below it (typed errors, decode errors, unknown routes, defects)
  * to the one error body.
  */
-export const errorEnvelope = (limitBytes: number) => (app: HttpApp.Default): HttpApp.Default =>
+export const errorEnvelope = (limit: number | ((url: string) => number)) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.withFiberRuntime((fiber) => {
     const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+    const limitBytes = typeof limit === "number" ? limit : limit(request.url)
     const length = request.headers["content-length"]
     const requestId = requestIdOf(request.headers)
     if (length !== undefined && Number(length) > limitBytes) {

@@ -14,6 +14,7 @@ import { redisSection } from "./redis.js"
 import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
 import { websocketSection } from "./websocket.js"
+import { uploadsSection } from "./uploads.js"
 
 /**
  * Every configuration section, in the order they are read and documented; keyed like AppConfigShape.
@@ -27,6 +28,7 @@ export const sections = {
   database: databaseSection,
   redis: redisSection,
   storage: storageSection,
+  uploads: uploadsSection,
   ffmpeg: ffmpegSection,
   auth: authSection,
   duitku: duitkuSection,
