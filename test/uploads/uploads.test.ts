@@ -14,6 +14,7 @@ import { Uploads } from "../../src/services/uploads/Uploads.js"
 import { call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, startApp, waitUntil } from "../support/inProcessApp.js"
+import { ffmpegBinary } from "../support/ffmpegBinary.js"
 
 const LIMIT = 200_000
 const PASSWORD = "Correct-Horse-42"
@@ -54,9 +55,11 @@ describe("uploads", () => {
     Number((await db.query("SELECT used_bytes FROM storage_usage WHERE user_id = $1", [userId])).rows[0]?.used_bytes ?? 0)
   const rowsOf = async (userId: string) =>
     (await db.query<{ storage_key: string; size_bytes: string }>("SELECT storage_key, size_bytes FROM uploads WHERE user_id = $1", [userId])).rows
-  const ffmpegRun = (...args: Array<string>) => execFileSync("ffmpeg", ["-v", "error", "-y", ...args])
+  let ffmpeg: string
+  const ffmpegRun = (...args: Array<string>) => execFileSync(ffmpeg, ["-v", "error", "-y", ...args])
 
   beforeAll(async () => {
+    ffmpeg = await ffmpegBinary()
     work = fs.mkdtempSync(path.join(os.tmpdir(), "lumiku-upload-media-"))
     ffmpegRun("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-f", "lavfi", "-i", "sine=frequency=440",
       "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", path.join(work, "valid.mp4"))
@@ -345,7 +348,7 @@ describe("upload routes' body limit and rate limit", () => {
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), "lumiku-upload-big-"))
     // lossless, so well over BODY_LIMIT_BYTES (1 MiB) and under the video limit
-    execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25", "-t", "4",
+    execFileSync(await ffmpegBinary(), ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25", "-t", "4",
       "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", path.join(work, "big.mp4")])
     app = await startApp(testEnv({
       UPLOAD_VIDEO_MAX_BYTES: String(VIDEO_LIMIT),
