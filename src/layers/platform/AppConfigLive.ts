@@ -124,6 +124,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     jobs: sections.jobs.build(v.jobs, context),
     admin: sections.admin.build(v.admin, context),
     websocket: sections.websocket.build(v.websocket, context),
+    videoMixer: sections.videoMixer.build(v.videoMixer, context),
     secretValues
   } satisfies AppConfigShape
 })

@@ -127,6 +127,10 @@ export interface AppConfigShape {
     /** How long a live-progress socket may stay open without authenticating. */
     readonly authTimeout: Duration.Duration
   }
+  readonly videoMixer: {
+    /** The most outputs (totalVideos) one generation may ask for. */
+    readonly maxOutputs: number
+  }
   readonly admin: {
     /** Bearer token of the admin API; the admin API answers 401 to everything without one. */
     readonly token: Option.Option<Redacted.Redacted<string>>

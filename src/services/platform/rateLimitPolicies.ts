@@ -37,7 +37,13 @@ export const rateLimitPolicies = {
   upload: { limit: 10, window: "1 minute", storeFailure: "closed", description: "uploads" },
   preset: { limit: 8, window: "1 minute", storeFailure: "closed", description: "using a preset" },
   projectCreate: { limit: 20, window: "1 hour", storeFailure: "local", description: "creating a project" },
-  payment: { limit: 10, window: "1 minute", storeFailure: "closed", description: "starting a payment" }
+  payment: { limit: 10, window: "1 minute", storeFailure: "closed", description: "starting a payment" },
+  videoMixerGenerate: {
+    limit: 5,
+    window: "1 minute",
+    storeFailure: "closed",
+    description: "starting a Video Mixer generation, per user"
+  }
 } as const satisfies Readonly<Record<string, RateLimitPolicyDefinition>>
 
 export type PolicyName = keyof typeof rateLimitPolicies

@@ -1,0 +1,6 @@
+import { Layer } from "effect"
+import { AuthenticationLive } from "../accounts/Authentication.js"
+import { VideoMixerHandlers } from "./VideoMixerHandlers.js"
+
+/** Video Mixer's routes (/api/apps/video-mixer), behind the bearer Authentication. */
+export const VideoMixerHttpLive = VideoMixerHandlers.pipe(Layer.provide(AuthenticationLive))
