@@ -168,7 +168,7 @@ describe("mixPlan", () => {
 
 describe("mix command", () => {
   const plan = planOutput({ ...base, enableSpeedVariations: true, speedMin: 0.5, speedMax: 2 }, 4, 0)
-  const inputs = plan.clips.map((c, k) => ({ file: `/tmp/in_${k}`, hasAudio: k !== 1 }))
+  const inputs = plan.clips.map((_, k) => ({ file: `/tmp/in_${k}`, hasAudio: k !== 1 }))
 
   it("normalises every input, gives silent inputs a silent track, and concatenates", () => {
     const command = buildMixCommand(base, plan, inputs, "/tmp/out.mp4")
