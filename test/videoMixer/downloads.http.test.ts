@@ -158,6 +158,8 @@ describe("Video Mixer downloads of rendered outputs", () => {
     expect(zip.headers.get("content-type")).toBe("application/zip")
     expect(zip.headers.get("content-disposition")).toBe(`attachment; filename="generation_${id}.zip"`)
     expect(zip.headers.get("x-content-type-options")).toBe("nosniff")
+    // streamed as it is made: no length known up front
+    expect(zip.headers.get("content-length")).toBeNull()
     const entries = await readZip(Buffer.from(await zip.arrayBuffer()))
     expect(entries.map((e) => e.name)).toEqual(["video_1.mp4", "video_2.mp4"])
     expect(entries.map((e) => e.method)).toEqual([0, 0]) // STORE: no recompression
