@@ -174,14 +174,16 @@ describe("Video Mixer generations through the job system", () => {
       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-y", long
     ])
     const key = await put(`uploads/${user}/long.mp4`, new Uint8Array(fs.readFileSync(long)))
-    const clip: MixClip = { videoId: "long", groupId: null, order: 0, storageKey: key, durationSeconds: 90, width: 160, height: 120 }
-    const settings: MixJobSettings = { ...baseSettings([clip]), videoResolution: "1080p", frameRate: 60 }
-    const generation = await generate(user, settings, 2)
-    const cost = creditCostPerOutput(settings) * 2
+    const longClip: MixClip = { videoId: "long", groupId: null, order: 0, storageKey: key, durationSeconds: 90, width: 160, height: 120 }
+    // output 1 mixes a short clip and is stored; output 2 mixes the long one at 1080p60, and is cancelled while it renders
+    const settings: MixJobSettings = { ...grouped([clipsOf(keys)[2]!, longClip]), videoResolution: "1080p", frameRate: 60 }
+    const generation = await generate(user, settings, 3)
+    const cost = creditCostPerOutput(settings) * 3
     expect(await balance(user)).toBe(100 - cost)
     const ffmpeg = await eventually(async () =>
-      childrenOfThisProcess().find((p) => p.cmdline.includes("filter_complex") && p.cmdline.includes("output_1.mp4")), 30_000, "ffmpeg rendering")
-    expect((await row(generation.id)).status).toBe("processing")
+      childrenOfThisProcess().find((p) => p.cmdline.includes("filter_complex") && p.cmdline.includes("output_2.mp4")), 60_000, "ffmpeg rendering")
+    expect(await row(generation.id)).toMatchObject({ status: "processing", units_delivered: 1 })
+    expect(await exists(outputKey(generation.id, 0))).toBe(true)
 
     const cancelled = await run(Effect.flatMap(Generations, (g) => g.cancel(generation.id, user)))
     expect(cancelled.status).toBe("cancelled")
@@ -192,7 +194,9 @@ describe("Video Mixer generations through the job system", () => {
     await eventually(async () => (childrenOfThisProcess().length === 0 ? true : undefined), 10_000, "no child process left")
     await new Promise((r) => setTimeout(r, 1500))
     expect(await row(generation.id)).toMatchObject({ status: "cancelled", refunded: String(cost), outputs: [], units_delivered: 0 })
+    // the output stored before the cancel was deleted with the render
     expect(await exists(outputKey(generation.id, 0))).toBe(false)
+    expect(await exists(outputKey(generation.id, 1))).toBe(false)
     expect(await balance(user)).toBe(100)
   }, 120_000)
 })

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { NodeSink, NodeStream } from "@effect/platform-node"
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Exit, Schema, Stream } from "effect"
 import type { GenerationOutput } from "../../services/generations/Generations.js"
 import { JobPermanent } from "../../services/jobs/JobError.js"
 import { Ffmpeg, FfmpegError, type ProbeResult } from "../../services/platform/Ffmpeg.js"
@@ -61,7 +61,7 @@ const isBadMedia = (error: unknown): error is FfmpegError =>
  * An output whose clip is unusable or whose ffmpeg exits with an error is skipped and the generation ends
  * partial (Generations refunds the rest); no output at all fails it for good. Timeouts, signals and storage
  * errors fail the render and the job's retry policy decides (a retry renders everything again, to the same
- * keys and the same bytes).
+ * keys and the same bytes). A render that is interrupted (a cancel) or fails deletes the outputs it stored.
  */
 export const renderMix = ({ generation, progress }: RenderContext) =>
   Effect.gen(function*() {
@@ -85,6 +85,12 @@ export const renderMix = ({ generation, progress }: RenderContext) =>
       })
 
     const outputs: Array<GenerationOutput> = []
+    // A render that is stopped (a cancel) or fails leaves no stored output behind: a retry renders them again.
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isSuccess(exit)
+        ? Effect.void
+        : Effect.forEach(outputs, (output) => Effect.ignore(storage.delete(output.key)), { discard: true })
+    )
     for (const plan of plans) {
       const local: Array<LocalClip> = []
       for (const clip of plan.clips) local.push(yield* clipOf(clip.storageKey))
