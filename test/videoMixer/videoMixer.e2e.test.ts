@@ -74,6 +74,13 @@ describe("Video Mixer generations through the job system", () => {
     run(Effect.flatMap(Generations, (g) =>
       g.create({ userId, app: videoMixerApp.appId, units, cost: creditCostPerOutput(settings) * units, settings })))
 
+  /** A valid MP4 whose video sample entry names an unknown codec: ffprobe reads it, ffmpeg has no decoder for it. */
+  const undecodable = () => {
+    const bytes = Buffer.from(fs.readFileSync(path.join(work, "a.mp4")))
+    const entry = bytes.indexOf("avc1", 100) // past the ftyp brands: the stsd sample entry
+    bytes.write("zzzz", entry, "latin1")
+    return new Uint8Array(bytes)
+  }
   const grouped = (clips: ReadonlyArray<MixClip>): MixJobSettings => ({
     ...baseSettings(clips.map((c, k) => ({ ...c, groupId: "g", order: k }))),
     enableGroupMixing: true,
@@ -123,25 +130,28 @@ describe("Video Mixer generations through the job system", () => {
     expect(await balance(user)).toBe(100 - cost)
   }, 90_000)
 
-  it("skips outputs whose clip is corrupt, a playlist or a concat list; ends partial with the exact refund; follows no reference", async () => {
+  it("skips outputs whose clip is corrupt, undecodable, a playlist or a concat list; ends partial with the exact refund; follows no reference", async () => {
     const user = await newUser()
     const playlist = `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n${hitUrl}/seg.ts\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n`
     const concat = `ffconcat version 1.0\nfile '${hitUrl}/x.mp4'\nfile '/etc/passwd'\n`
     const hostile = [
       await put(`uploads/${user}/playlist.mp4`, new TextEncoder().encode(playlist)),
       await put(`uploads/${user}/concat.mp4`, new TextEncoder().encode(concat)),
-      await put(`uploads/${user}/garbage.mp4`, new Uint8Array(fs.readFileSync(path.join(work, "a.mp4")).subarray(0, 2000)))
+      await put(`uploads/${user}/garbage.mp4`, new Uint8Array(fs.readFileSync(path.join(work, "a.mp4")).subarray(0, 2000))),
+      await put(`uploads/${user}/undecodable.mp4`, undecodable())
     ]
     const good = clipsOf(keys)[0]!
     // one group, sequential: output i uses clip i of the group
     const settings = grouped([good, ...hostile.map((storageKey, k) => ({ ...good, videoId: `bad-${k}`, storageKey }))])
-    const generation = await generate(user, settings, 4)
-    const cost = creditCostPerOutput(settings) * 4
+    const generation = await generate(user, settings, 5)
+    const cost = creditCostPerOutput(settings) * 5
     const done = await settled(generation.id, "partial")
-    const refund = refundFor(cost, 4, 1)
+    const refund = refundFor(cost, 5, 1)
     expect(done).toMatchObject({ units_delivered: 1, refunded: String(refund), charged: String(cost), progress: 100 })
     expect(done.outputs.map((o: { key: string }) => o.key)).toEqual([outputKey(generation.id, 0)])
-    for (const i of [1, 2, 3]) expect(await exists(outputKey(generation.id, i))).toBe(false)
+    for (const i of [1, 2, 3, 4]) expect(await exists(outputKey(generation.id, i))).toBe(false)
+    // the undecodable clip passed the probe and made ffmpeg itself exit with an error: that output alone was lost
+    expect(app.logLines().filter((line) => line.includes("video mixer output failed; skipped") && line.includes(generation.id))).toHaveLength(1)
     expect((await read(outputKey(generation.id, 0))).toString("latin1")).not.toContain("root:")
     expect(await balance(user)).toBe(100 - cost + refund)
     expect(hits).toEqual([])
@@ -174,14 +184,16 @@ describe("Video Mixer generations through the job system", () => {
       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-y", long
     ])
     const key = await put(`uploads/${user}/long.mp4`, new Uint8Array(fs.readFileSync(long)))
-    const clip: MixClip = { videoId: "long", groupId: null, order: 0, storageKey: key, durationSeconds: 90, width: 160, height: 120 }
-    const settings: MixJobSettings = { ...baseSettings([clip]), videoResolution: "1080p", frameRate: 60 }
-    const generation = await generate(user, settings, 2)
-    const cost = creditCostPerOutput(settings) * 2
+    const longClip: MixClip = { videoId: "long", groupId: null, order: 0, storageKey: key, durationSeconds: 90, width: 160, height: 120 }
+    // output 1 mixes a short clip and is stored; output 2 mixes the long one at 1080p60, and is cancelled while it renders
+    const settings: MixJobSettings = { ...grouped([clipsOf(keys)[2]!, longClip]), videoResolution: "1080p", frameRate: 60 }
+    const generation = await generate(user, settings, 3)
+    const cost = creditCostPerOutput(settings) * 3
     expect(await balance(user)).toBe(100 - cost)
     const ffmpeg = await eventually(async () =>
-      childrenOfThisProcess().find((p) => p.cmdline.includes("filter_complex") && p.cmdline.includes("output_1.mp4")), 30_000, "ffmpeg rendering")
-    expect((await row(generation.id)).status).toBe("processing")
+      childrenOfThisProcess().find((p) => p.cmdline.includes("filter_complex") && p.cmdline.includes("output_2.mp4")), 60_000, "ffmpeg rendering")
+    expect(await row(generation.id)).toMatchObject({ status: "processing", units_delivered: 1 })
+    expect(await exists(outputKey(generation.id, 0))).toBe(true)
 
     const cancelled = await run(Effect.flatMap(Generations, (g) => g.cancel(generation.id, user)))
     expect(cancelled.status).toBe("cancelled")
@@ -192,7 +204,9 @@ describe("Video Mixer generations through the job system", () => {
     await eventually(async () => (childrenOfThisProcess().length === 0 ? true : undefined), 10_000, "no child process left")
     await new Promise((r) => setTimeout(r, 1500))
     expect(await row(generation.id)).toMatchObject({ status: "cancelled", refunded: String(cost), outputs: [], units_delivered: 0 })
+    // the output stored before the cancel was deleted with the render
     expect(await exists(outputKey(generation.id, 0))).toBe(false)
+    expect(await exists(outputKey(generation.id, 1))).toBe(false)
     expect(await balance(user)).toBe(100)
   }, 120_000)
 })
