@@ -15,6 +15,7 @@ import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
 import { websocketSection } from "./websocket.js"
 import { uploadsSection } from "./uploads.js"
+import { imagesSection } from "./images.js"
 
 /**
  * Every configuration section, in the order they are read and documented; keyed like AppConfigShape.
@@ -37,5 +38,6 @@ export const sections = {
   health: healthSection,
   jobs: jobsSection,
   admin: adminSection,
-  websocket: websocketSection
+  websocket: websocketSection,
+  images: imagesSection
 } as const
