@@ -24,7 +24,7 @@ const errorText = (body: Uint8Array): string | undefined => {
     const json = JSON.parse(new TextDecoder().decode(body)) as unknown
     const error = typeof json === "object" && json !== null && "error" in json ? json.error : undefined
     const text = typeof error === "string" ? error : Array.isArray(error) ? error.filter((e) => typeof e === "string").join("; ") : undefined
-    return text === undefined || text.trim() === "" ? undefined : text.replace(/\p{C}+/gu, " ").trim().slice(0, 200)
+    return text === undefined || text.trim() === "" ? undefined : text.replace(/\p{C}+/gu, " ").replace(/\s+/g, " ").trim().slice(0, 200)
   } catch {
     return undefined
   }
