@@ -127,10 +127,11 @@ describe("the image generator without a provider", () => {
   })
 
   it("a misconfigured HF_MODEL or HF_BASE_URL stops startup, naming the variable", async () => {
-    const exit = await Effect.runPromiseExit(appConfigFrom({ HF_MODEL: "not a model", HF_BASE_URL: "ftp://x" }))
+    const exit = await Effect.runPromiseExit(appConfigFrom({ HF_MODEL: "not a model", HF_BASE_URL: "ftp://x", HF_REFERENCE_MODEL: "../etc" }))
     expect(Exit.isFailure(exit)).toBe(true)
     expect(JSON.stringify(exit)).toMatch(/HF_MODEL/)
     expect(JSON.stringify(exit)).toMatch(/HF_BASE_URL/)
+    expect(JSON.stringify(exit)).toMatch(/HF_REFERENCE_MODEL/)
   })
 })
 

@@ -1,6 +1,6 @@
 import { Either } from "effect"
 import { section } from "./section.js"
-import { duration, optionalText, parsed, secret, text } from "./variable.js"
+import { duration, optionalParsed, parsed, secret, text } from "./variable.js"
 
 const parseHttpUrl = (raw: string): Either.Either<string, ReadonlyArray<string>> => {
   try {
@@ -14,6 +14,8 @@ const parseHttpUrl = (raw: string): Either.Either<string, ReadonlyArray<string>>
 
 /** A Hugging Face model id: `owner/name`, each part of the Hub's own characters. */
 const MODEL = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$/
+const parseModel = (raw: string): Either.Either<string, ReadonlyArray<string>> =>
+  MODEL.test(raw.trim()) ? Either.right(raw.trim()) : Either.left(["expected a model id such as owner/name"])
 
 export const imagesSection = section("Image generation (Hugging Face)", {
   token: secret({
@@ -33,13 +35,14 @@ export const imagesSection = section("Image generation (Hugging Face)", {
     default: "black-forest-labs/FLUX.1-dev",
     accepts: "owner/name",
     description: "text-to-image model of the avatar generations",
-    parse: (raw) => MODEL.test(raw.trim()) ? Either.right(raw.trim()) : Either.left(["expected a model id such as owner/name"])
+    parse: parseModel
   }),
-  referenceModel: optionalText({
+  referenceModel: optionalParsed({
     name: "HF_REFERENCE_MODEL",
     accepts: "owner/name",
     whenUnset: "none: generating from a reference image answers 503",
-    description: "image-to-image model for generations from a reference avatar"
+    description: "image-to-image model for generations from a reference avatar",
+    parse: parseModel
   }),
   timeout: duration({
     name: "HF_TIMEOUT",
