@@ -148,7 +148,7 @@ describe("Avatar Creator uploads", () => {
     const user = await h.newUser(100)
     const projectId = await h.newProject(user.token)
     const picture = await photo("png", 300, 300)
-    for (const fields of [{ name: "x", gender: "robot" }, { gender: "male" }, { name: "x", personaAge: "abc" }, { name: "x", personaAge: "121" }, { name: "x".repeat(101) }]) {
+    for (const fields of [{ name: "x", gender: "robot" }, { gender: "male" }, { name: "x", personaAge: "abc" }, { name: "x", personaAge: "121" }, { name: "x".repeat(101) }, { name: "a\u0000b" }, { name: "x", personaPersonality: "a,b,c,d,e,f,g,h,i,j,k" }]) {
       const r = await h.upload(user.token, projectId, picture, fields)
       expect(r.status, JSON.stringify(fields)).toBe(400)
       expect(r.body["code"]).toBe("VALIDATION_ERROR")

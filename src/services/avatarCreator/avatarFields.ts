@@ -7,9 +7,12 @@ const Collapsed = Schema.transform(Schema.String, Schema.String, {
   encode: (s) => s
 })
 
+// Multipart fields do not pass the JSON screening of NUL bytes (Postgres cannot store one): refused here.
 const bounded = (what: string, min: number, max: number) =>
   Collapsed.pipe(Schema.filter((s) =>
-    (s.length >= min && s.length <= max) || `${what} must be ${min === 0 ? "at most" : `${min} to`} ${max} characters`
+    s.includes("\u0000")
+      ? `${what} must not contain a NUL character`
+      : (s.length >= min && s.length <= max) || `${what} must be ${min === 0 ? "at most" : `${min} to`} ${max} characters`
   ))
 
 export const ProjectName = bounded("name", 1, 100)
