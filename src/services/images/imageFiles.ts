@@ -1,6 +1,6 @@
 import { Data, Effect } from "effect"
 import { fileTypeFromBuffer } from "file-type"
-import sharp from "sharp"
+import type Sharp from "sharp"
 import type { ImageFormat } from "./ImageGenerator.js"
 
 /** The bytes are not a usable image of an accepted format (truncated, corrupt, or another type). */
@@ -16,6 +16,17 @@ export const imageFormats: Readonly<Record<ImageFormat, { readonly extension: st
   jpeg: { extension: "jpg", mime: "image/jpeg" },
   webp: { extension: "webp", mime: "image/webp" }
 }
+
+/**
+ * sharp (libvips, a native library of tens of MB) is loaded on first use, not at startup: most
+ * processes never touch an image, and loading it is a noticeable share of a cold start.
+ */
+let loading: Promise<typeof Sharp> | undefined
+/** A library that fails to load is a server fault (a defect), never the image's. */
+const withSharp = <A>(use: (sharp: typeof Sharp) => Promise<A>, reason: string): Effect.Effect<A, ImageUnreadable> =>
+  Effect.promise(() => (loading ??= import("sharp").then((module) => module.default))).pipe(
+    Effect.flatMap((sharp) => Effect.tryPromise({ try: () => use(sharp), catch: () => new ImageUnreadable({ reason }) }))
+  )
 
 const byMime: Readonly<Record<string, ImageFormat>> = { "image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp" }
 
@@ -36,10 +47,7 @@ export interface ImageHeader {
  * costs nothing (sharp's pixel limit is off here, and applies where pixels are decoded, below).
  */
 export const readImageHeader = (input: string | Uint8Array): Effect.Effect<ImageHeader, ImageUnreadable> =>
-  Effect.tryPromise({
-    try: () => sharp(input, { limitInputPixels: false }).metadata(),
-    catch: () => new ImageUnreadable({ reason: "its header could not be read" })
-  }).pipe(
+  withSharp((sharp) => sharp(input, { limitInputPixels: false }).metadata(), "its header could not be read").pipe(
     Effect.flatMap((meta) =>
       meta.width === undefined || meta.height === undefined || meta.width < 1 || meta.height < 1
         ? Effect.fail(new ImageUnreadable({ reason: "it has no dimensions" }))
@@ -47,7 +55,7 @@ export const readImageHeader = (input: string | Uint8Array): Effect.Effect<Image
     )
   )
 
-const encoder = (image: sharp.Sharp, format: ImageFormat) =>
+const encoder = (image: Sharp.Sharp, format: ImageFormat) =>
   format === "png" ? image.png() : format === "jpeg" ? image.jpeg({ quality: 90, mozjpeg: true }) : image.webp({ quality: 90 })
 
 /**
@@ -56,20 +64,17 @@ const encoder = (image: sharp.Sharp, format: ImageFormat) =>
  * dropped, since sharp writes none unless asked.
  */
 export const reencodeImage = (input: string | Uint8Array, format: ImageFormat, maxPixels: number) =>
-  Effect.tryPromise({
-    try: () => encoder(sharp(input, { limitInputPixels: maxPixels, failOn: "error" }).rotate(), format).toBuffer(),
-    catch: () => new ImageUnreadable({ reason: "it could not be decoded" })
-  })
+  withSharp((sharp) => encoder(sharp(input, { limitInputPixels: maxPixels, failOn: "error" }).rotate(), format).toBuffer(), "it could not be decoded")
 
 export const THUMBNAIL_SIDE = 300
 
 /** A 300x300 crop of the middle (cover), in `format`, so its bytes match the extension it is stored under. */
 export const thumbnailOf = (input: Uint8Array, format: ImageFormat, maxPixels: number) =>
-  Effect.tryPromise({
-    try: () =>
+  withSharp(
+    (sharp) =>
       encoder(
         sharp(input, { limitInputPixels: maxPixels, failOn: "error" }).rotate().resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: "cover" }),
         format
       ).toBuffer(),
-    catch: () => new ImageUnreadable({ reason: "its thumbnail could not be made" })
-  })
+    "its thumbnail could not be made"
+  )
