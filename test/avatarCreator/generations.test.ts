@@ -174,6 +174,19 @@ describe("Avatar Creator generations, with a local double of the Hugging Face AP
     expect(await h.ledgerRows(user.id)).toEqual(["bonus:100", "usage:-10", "refund:10"])
   })
 
+  it("concurrent generations charge exactly what the balance covers: the rest are 402 with nothing stored", async () => {
+    const user = await h.newUser(25)
+    const projectId = await h.newProject(user.token)
+    const results = await Promise.all(Array.from({ length: 3 }, () => generate(user.token, projectId)))
+    expect(results.map((r) => r.status).sort()).toEqual([201, 201, 402])
+    expect(results.find((r) => r.status === 402)?.body).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 10, current: 5 })
+    expect(await h.balance(user.id)).toBe(5)
+    const rows = await db.query("SELECT id FROM generations WHERE user_id = $1", [user.id])
+    expect(rows.rows).toHaveLength(2)
+    for (const started of results.filter((r) => r.status === 201)) await settled(user.token, started.body["generation"].id, "completed")
+    expect(await h.balance(user.id)).toBe(5)
+  })
+
   it("enterprise users are charged 0 and never refunded anything", async () => {
     const user = await h.newUser(100, true)
     const projectId = await h.newProject(user.token)
