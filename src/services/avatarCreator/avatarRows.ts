@@ -110,3 +110,11 @@ export const recordGeneratedAvatar = (input: {
       RETURNING id`
     return rows.length > 0
   })
+
+/** The stored picture of the user's avatar (a reference for another generation), if it still exists. */
+export const referenceImageKey = (userId: string, avatarId: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ image_key: string }>`SELECT image_key FROM avatars WHERE id = ${avatarId} AND user_id = ${userId}`
+    return rows[0]?.image_key
+  })

@@ -1,12 +1,11 @@
 import { Chunk, Effect, Schema, Stream } from "effect"
 import { AvatarGenerationSettings, AvatarTraits } from "../../services/avatarCreator/avatarFields.js"
 import { avatarCreatorApp, AVATAR_MAX_SIDE } from "../../services/avatarCreator/AvatarCreatorApp.js"
-import { recordGeneratedAvatar } from "../../services/avatarCreator/avatarRows.js"
+import { recordGeneratedAvatar, referenceImageKey } from "../../services/avatarCreator/avatarRows.js"
 import { ImageGenerator } from "../../services/images/ImageGenerator.js"
 import { imageFormats, reencodeImage, thumbnailOf } from "../../services/images/imageFiles.js"
 import { JobPermanent } from "../../services/jobs/JobError.js"
 import { Storage } from "../../services/platform/Storage.js"
-import { SqlClient } from "@effect/sql"
 import { makeGenerationHandler } from "../generations/generationHandler.js"
 
 const decodeSettings = Schema.decodeUnknown(AvatarGenerationSettings)
@@ -36,15 +35,13 @@ export const avatarGenerationHandler = makeGenerationHandler({
       if (projectId === null) return yield* new JobPermanent({ reason: "The generation names no project." })
       const generator = yield* ImageGenerator
       const storage = yield* Storage
-      const sql = yield* SqlClient.SqlClient
       yield* progress(10)
       const request = { prompt: settings.prompt, width: settings.width, height: settings.height, seed: generation.seed ?? 0 }
-      const image = settings.referenceAvatarId === null
+      const referenceId = settings.referenceAvatarId
+      const image = referenceId === null
         ? yield* generator.textToImage(request)
         : yield* Effect.gen(function*() {
-          const rows = yield* sql<{ image_key: string }>`
-            SELECT image_key FROM avatars WHERE id = ${settings.referenceAvatarId} AND user_id = ${generation.userId}`
-          const key = rows[0]?.image_key
+          const key = yield* referenceImageKey(generation.userId, referenceId)
           if (key === undefined) return yield* new JobPermanent({ reason: "The reference avatar was deleted." })
           const reference = yield* bytesOf(yield* storage.get(key))
           return yield* generator.imageToImage({ ...request, reference })
