@@ -27,6 +27,9 @@ import { Uploads } from "./services/uploads/Uploads.js"
 import { VideoMixer } from "./services/videoMixer/VideoMixer.js"
 import { videoMixerApp } from "./services/videoMixer/VideoMixerApp.js"
 import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
+import { HuggingFaceImageGeneratorLive } from "./layers/images/HuggingFaceImageGenerator.js"
+import { AvatarCreator } from "./services/avatarCreator/AvatarCreator.js"
+import { avatarCreatorApp } from "./services/avatarCreator/AvatarCreatorApp.js"
 
 /**
  * Infrastructure in a line, so it is acquired in this order and released in the reverse:
@@ -49,7 +52,7 @@ export interface AppOptions extends HttpOptions {
 }
 
 /** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
-export const generationApps: ReadonlyArray<GenerationApp> = [videoMixerApp]
+export const generationApps: ReadonlyArray<GenerationApp> = [videoMixerApp, avatarCreatorApp]
 
 /**
  * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
@@ -64,12 +67,14 @@ export const makeAppLive = (options: AppOptions = {}) =>
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(VideoMixer.Default),
+        Layer.provideMerge(AvatarCreator.Default),
         Layer.provideMerge(Generations.Default),
         Layer.provideMerge(GenerationEventHubLive),
         Layer.provideMerge(Uploads.Default),
         Layer.provideMerge(AppCatalog.layer(options.apps ?? generationApps)),
         Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
         Layer.provideMerge(Ledger.Default),
+        Layer.provideMerge(HuggingFaceImageGeneratorLive),
         Layer.provideMerge(SessionMirrorRedis),
         Layer.provideMerge(RateLimiterRedis),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),

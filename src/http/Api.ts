@@ -7,6 +7,7 @@ import { HealthApi } from "./platform/HealthApi.js"
 import { PaymentsApi } from "./payments/PaymentsApi.js"
 import { UploadsApi } from "./uploads/UploadsApi.js"
 import { VideoMixerApi } from "./videoMixer/VideoMixerApi.js"
+import { AvatarCreatorApi, AvatarPresetsApi } from "./avatarCreator/AvatarCreatorApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
@@ -18,5 +19,7 @@ export class Api extends HttpApi.make("lumiku")
   .add(PaymentsApi)
   .add(UploadsApi)
   .add(VideoMixerApi)
+  .add(AvatarCreatorApi)
+  .add(AvatarPresetsApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

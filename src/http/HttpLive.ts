@@ -10,6 +10,7 @@ import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { UploadsHttpLive } from "./uploads/index.js"
 import { VideoMixerHttpLive } from "./videoMixer/index.js"
+import { AvatarCreatorHttpLive } from "./avatarCreator/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { bodyLimitFor } from "./platform/bodyLimit.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -31,7 +32,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     JobsHttpLive,
     PaymentsHttpLive,
     UploadsHttpLive,
-    VideoMixerHttpLive
+    VideoMixerHttpLive,
+    AvatarCreatorHttpLive
   ))
 )
 

@@ -9,6 +9,7 @@ import generations from "./0006_generations.js"
 import payments from "./0007_payments.js"
 import uploads from "./0008_uploads.js"
 import videoMixer from "./0009_video_mixer.js"
+import avatarCreator from "./0010_avatar_creator.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -23,5 +24,6 @@ export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClien
   "0006_generations": generations,
   "0007_payments": payments,
   "0008_uploads": uploads,
-  "0009_video_mixer": videoMixer
+  "0009_video_mixer": videoMixer,
+  "0010_avatar_creator": avatarCreator
 }

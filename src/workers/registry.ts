@@ -1,5 +1,6 @@
 import type { AnyJobDefinition } from "../services/jobs/JobDefinition.js"
 import type { AnyJobHandler } from "./jobs/runtime.js"
+import { avatarGenerationHandler } from "./avatarCreator/avatarGeneration.js"
 import { paymentMaintenanceHandler } from "./payments/maintenance.js"
 import { videoMixerHandler } from "./videoMixer/videoMixerHandler.js"
 
@@ -8,7 +9,8 @@ import { videoMixerHandler } from "./videoMixer/videoMixerHandler.js"
  */
 export const jobHandlers: ReadonlyArray<AnyJobHandler> = [
   paymentMaintenanceHandler,
-  videoMixerHandler
+  videoMixerHandler,
+  avatarGenerationHandler
 ]
 
 export const jobDefinitions = (handlers: ReadonlyArray<AnyJobHandler>): ReadonlyArray<AnyJobDefinition> =>

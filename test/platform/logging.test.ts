@@ -66,7 +66,8 @@ const C = {
   spanToken: "CanarySpanToken-e7d1",
   keyValueMessage: "CanaryColonPw-2d6b",
   failedObject: "CanaryFailedObject-8c4a",
-  parseError: "CanaryParseError-1e7b"
+  parseError: "CanaryParseError-1e7b",
+  hfToken: "hf_CanaryHfToken8e21abcdef0123"
 }
 // A JWT by shape: base64url `{"alg":"HS256"}`, a payload, and a signature carrying its canary.
 const USER_JWT = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.${C.jwtSignature}`
@@ -99,12 +100,13 @@ const leaks = Effect.gen(function*() {
   yield* Effect.logInfo("map", { tokens: new Map([["token", C.mapToken]]) })
   yield* Effect.logInfo(`proxy sent Basic ${BASIC} upstream`)
   yield* Effect.logInfo(`password: ${C.keyValueMessage} was rejected`)
+  yield* Effect.logWarning(`image provider refused a call made with ${C.hfToken} (a Hugging Face token by shape)`)
   yield* Effect.logInfo("span").pipe(Effect.withLogSpan(`fetch?token=${C.spanToken}`))
   yield* Effect.fail({ _tag: "Denied", reason: "expired", token: C.failedObject }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("denied", cause)))
   // A payload that no longer decodes: the parse error quotes the value it got.
   yield* Schema.decodeUnknown(Schema.Number)({ user: "ann", password: C.parseError }).pipe(Effect.catchAllCause((cause) => Effect.logError("undecodable payload", cause)))
 })
-const LEAK_LINES = 22
+const LEAK_LINES = 23
 
 describe("log redaction", () => {
   it("masks secret keys at any depth and every secret config value inside strings, with zero canary hits", async () => {

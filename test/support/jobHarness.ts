@@ -16,6 +16,7 @@ import { Ledger } from "../../src/services/credits/Ledger.js"
 import { AppCatalog, type GenerationApp } from "../../src/services/generations/AppCatalog.js"
 import { Generations } from "../../src/services/generations/Generations.js"
 import { Payments } from "../../src/services/payments/Payments.js"
+import { HuggingFaceImageGeneratorLive } from "../../src/layers/images/HuggingFaceImageGenerator.js"
 import { DuitkuClientLive } from "../../src/layers/payments/DuitkuClientLive.js"
 import { jobDefinitions } from "../../src/workers/registry.js"
 import type { AnyJobHandler } from "../../src/workers/jobs/runtime.js"
@@ -54,6 +55,7 @@ export const startJobs = async (
     Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
     Layer.provideMerge(Payments.Default.pipe(Layer.provide(DuitkuClientLive))),
     Layer.provideMerge(Ledger.Default),
+    Layer.provideMerge(HuggingFaceImageGeneratorLive),
     Layer.provideMerge(InfraLive),
     // A shutdown cap that fires records its exit code instead of ending the test process.
     Layer.provideMerge(makeLifecycleLive({ processHandlers: false, exit: (code) => void forcedExits.push(code) })),

@@ -99,7 +99,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
   const rateLimits = sections.rateLimits.build(v.rateLimits, context)
   const secretValues = [
     Redacted.value(auth.jwtSecret),
-    ...[v.redis.password, v.duitku.apiKey, v.duitku.merchantCode, v.admin.token].flatMap((secret) =>
+    ...[v.redis.password, v.duitku.apiKey, v.duitku.merchantCode, v.admin.token, v.images.token].flatMap((secret) =>
       Option.toArray(Option.map(secret, Redacted.value))
     ),
     databasePassword(Redacted.value(v.database.url))
@@ -125,6 +125,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     admin: sections.admin.build(v.admin, context),
     websocket: sections.websocket.build(v.websocket, context),
     videoMixer: sections.videoMixer.build(v.videoMixer, context),
+    images: sections.images.build(v.images, context),
     secretValues
   } satisfies AppConfigShape
 })

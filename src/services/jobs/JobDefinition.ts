@@ -8,6 +8,7 @@ import type { Ffmpeg } from "../platform/Ffmpeg.js"
 import type { Redis } from "../platform/Redis.js"
 import type { Storage } from "../platform/Storage.js"
 import type { Payments } from "../payments/Payments.js"
+import type { ImageGenerator } from "../images/ImageGenerator.js"
 import type { JobQueues } from "./JobQueues.js"
 import { queueNameProblem } from "./queueNames.js"
 
@@ -23,6 +24,7 @@ export type AppServices =
   | AppCatalog
   | Generations
   | Payments
+  | ImageGenerator
 
 /**
  * A kind of job: its queue, the Schema of its payload (encoded on enqueue, decoded in the worker),

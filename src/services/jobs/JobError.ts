@@ -6,6 +6,8 @@ export type JobClass = "transient" | "rate_limited" | "timeout" | "permanent"
 /** A dependency failed in a way that may pass: a reset connection, an upstream 5xx, a dependency timeout. */
 export class JobTransient extends Data.TaggedError("JobTransient")<{
   readonly reason: string
+  /** The upstream's own estimate of when to try again (a model still loading): the retry waits at least this. */
+  readonly retryAfter?: Duration.Duration | undefined
   readonly cause?: unknown
 }> {
   override get message() {

@@ -81,8 +81,17 @@ export const decide = (
   switch (jobClassOf(error)) {
     case "permanent":
       return Effect.succeed({ _tag: "Final", reason: "permanent failure" })
-    case "transient":
-      return retryOrFinal(schedules.transient, `transient failure, ${config.transientAttempts} attempts exhausted`)
+    case "transient": {
+      const floor = error._tag === "JobTransient" ? error.retryAfter : undefined
+      return retryOrFinal(schedules.transient, `transient failure, ${config.transientAttempts} attempts exhausted`).pipe(
+        // An upstream that says when it will be ready (a model loading) is waited for, within the cap.
+        Effect.map((decision): RetryDecision =>
+          decision._tag === "Retry" && floor !== undefined
+            ? { _tag: "Retry", delay: Duration.min(Duration.max(decision.delay, floor), config.transientMaxDelay) }
+            : decision
+        )
+      )
+    }
     case "timeout":
       return retryOrFinal(schedules.timeout, `timed out, ${config.timeoutAttempts} attempts exhausted`)
     case "rate_limited": {

@@ -135,6 +135,16 @@ export interface AppConfigShape {
     /** Bearer token of the admin API; the admin API answers 401 to everything without one. */
     readonly token: Option.Option<Redacted.Redacted<string>>
   }
+  readonly images: {
+    /** HF_TOKEN; without it image generation is not configured (the generate routes answer 503). */
+    readonly token: Option.Option<Redacted.Redacted<string>>
+    /** Inference API base URL, without a trailing slash. */
+    readonly baseUrl: string
+    readonly model: string
+    readonly referenceModel: Option.Option<string>
+    readonly timeout: Duration.Duration
+    readonly negativePrompt: string
+  }
   /** Every secret value of this configuration, for log redaction. */
   readonly secretValues: ReadonlyArray<string>
 }

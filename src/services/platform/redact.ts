@@ -47,13 +47,15 @@ export const isSecretKey = (key: string): boolean => {
 }
 
 /** A string without any of these cannot hold a key/value pair, a bearer or basic credential or a JWT. */
-const MARKER = /[=:]|bearer|basic|eyJ/i
+const MARKER = /[=:]|bearer|basic|eyJ|hf_/i
 const HAS_BEARER = /bearer/i
 const BEARER = /\b(bearer)(\s+)[A-Za-z0-9\-._~+/]+=*/gi
 const HAS_BASIC = /basic/i
 const BASIC = /\b(basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})/gi
 /** A JWT (or JWS/JWE) by shape: base64url of `{"` then at least two more dot-separated parts. */
 const JWT_SHAPE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g
+/** A Hugging Face access token by shape (`hf_` and at least 20 letters and digits), wherever it is quoted. */
+const HF_TOKEN_SHAPE = /\bhf_[A-Za-z0-9]{20,}/g
 const URL_USERINFO = /(\b[a-z][a-z0-9+.-]{0,31}:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi
 /** A key (bare, quoted or escaped-quoted) and its separator: `token=`, `"password":`, `\"pwd\": `, `Cookie: `. */
 // A key starts only where no key character precedes it and is at most 64 long, so a long run of
@@ -174,6 +176,7 @@ export const makeRedactor = (secretValues: ReadonlyArray<string>): Redactor => {
     if (HAS_BEARER.test(out)) out = out.replace(BEARER, `$1$2${REDACTED}`)
     if (HAS_BASIC.test(out)) out = out.replace(BASIC, basicCredential)
     if (out.includes("eyJ")) out = out.replace(JWT_SHAPE, REDACTED)
+    if (out.includes("hf_")) out = out.replace(HF_TOKEN_SHAPE, REDACTED)
     return out.includes("=") || out.includes(":") ? maskPairs(out) : out
   }
 

@@ -7,6 +7,8 @@ import { fileTypeFromFile } from "file-type"
 import { AppConfig } from "../platform/AppConfig.js"
 import { Ffmpeg } from "../platform/Ffmpeg.js"
 import { Storage } from "../platform/Storage.js"
+import { ImageUnreadable, readImageHeader, reencodeImage } from "../images/imageFiles.js"
+import type { ImageFormat } from "../images/ImageGenerator.js"
 import { displayName } from "./fileName.js"
 import { StorageQuota } from "./StorageQuota.js"
 import { InvalidUpload, UnreadableMedia, UnsupportedFileType, UploadNotFound, UploadTooLarge } from "./UploadError.js"
@@ -76,6 +78,12 @@ export interface ReceiveInput<E = never, R = never> {
   readonly fields?: ReadonlyArray<string>
   /** Runs on the fields before anything is reserved or written (an app checks project ownership here). */
   readonly beforeStore?: (fields: Readonly<Record<string, string>>) => Effect.Effect<void, E, R>
+  /**
+   * Images only: each side must be within these bounds, read from the header before anything is
+   * decoded (so a pixel flood is refused for free), and the image is then decoded (at most
+   * maxSide x maxSide pixels) and encoded again in its format, which drops its metadata (EXIF, GPS).
+   */
+  readonly image?: { readonly minSide: number; readonly maxSide: number }
 }
 
 export interface Received {
@@ -88,6 +96,7 @@ export interface Received {
 const PROBE_TIMEOUT = "30 seconds"
 const DETECT_TIMEOUT = "5 seconds"
 const MAX_FIELD_CHARS = 4096
+const IMAGE_FORMATS: Readonly<Record<string, ImageFormat>> = { "image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp" }
 
 /**
  * The one upload pipeline every app uses: a multipart file streamed (never buffered whole) to a private
@@ -149,6 +158,23 @@ export class Uploads extends Effect.Service<Uploads>()("app/Uploads", {
         return { type, durationSeconds: probe.durationSeconds, width: video?.width ?? null, height: video?.height ?? null }
       })
 
+    /** The header's dimensions within the bounds (422 otherwise), then the image re-encoded without its metadata. */
+    const normalizeImage = (file: string, format: ImageFormat, bounds: { readonly minSide: number; readonly maxSide: number }) =>
+      Effect.gen(function*() {
+        const header = yield* readImageHeader(file)
+        const { width, height } = header
+        if (width < bounds.minSide || height < bounds.minSide || width > bounds.maxSide || height > bounds.maxSide) {
+          return yield* new UnreadableMedia({
+            message: `The image is ${width}x${height} pixels; each side must be ${bounds.minSide} to ${bounds.maxSide} pixels`
+          })
+        }
+        const bytes = yield* reencodeImage(file, format, bounds.maxSide * bounds.maxSide)
+        return { bytes, width, height }
+      }).pipe(
+        Effect.catchTag("ImageUnreadable", (error: ImageUnreadable) =>
+          Effect.fail(new UnreadableMedia({ message: `The image was refused: ${error.reason}` })))
+      )
+
     const receive = <E = never, R = never>(input: ReceiveInput<E, R>) =>
       Effect.gen(function*() {
         const limit = config.uploads.maxBytes[input.kind]
@@ -176,8 +202,21 @@ export class Uploads extends Effect.Service<Uploads>()("app/Uploads", {
             reserved = cap
             const dir = yield* ffmpeg.tempDir.pipe(Effect.orDie)
             const file = path.join(dir, "upload")
-            const size = yield* writeCounted(part, file, input.kind, limit, cap)
-            const { type, ...media } = yield* inspect(file, input.kind, size)
+            let size = yield* writeCounted(part, file, input.kind, limit, cap)
+            const { type, ...inspected } = yield* inspect(file, input.kind, size)
+            let media: { durationSeconds: number | null; width: number | null; height: number | null } = inspected
+            const format = IMAGE_FORMATS[type.mime]
+            if (input.image !== undefined && format !== undefined) {
+              const normalized = yield* normalizeImage(file, format, input.image)
+              yield* fs.writeFile(file, normalized.bytes).pipe(Effect.orDie)
+              // A re-encoded image may be larger than the original: the difference is reserved too.
+              if (normalized.bytes.byteLength > reserved) {
+                yield* quota.reserve(input.userId, normalized.bytes.byteLength - reserved)
+                reserved = normalized.bytes.byteLength
+              }
+              size = normalized.bytes.byteLength
+              media = { ...inspected, width: normalized.width, height: normalized.height }
+            }
             const key = `uploads/${input.userId}/${randomUUID()}.${type.extension}`
             yield* storage.put(key, fs.stream(file).pipe(Stream.orDie), { contentType: type.mime }).pipe(Effect.orDie)
             storedKey = key

@@ -3,7 +3,7 @@ import type { GenerationApp, GenerationJobPayload } from "../../services/generat
 import { type Generation, type GenerationOutput, Generations } from "../../services/generations/Generations.js"
 import type { JobClass } from "../../services/jobs/JobError.js"
 import { Storage } from "../../services/platform/Storage.js"
-import type { JobHandler, WorkerServices } from "../jobs/runtime.js"
+import type { FinalFailure, JobHandler, WorkerServices } from "../jobs/runtime.js"
 
 export interface RenderContext {
   readonly generation: Generation
@@ -31,6 +31,11 @@ export interface GenerationRenderer {
   readonly render: (context: RenderContext) => Effect.Effect<Rendered, unknown, WorkerServices | Scope.Scope>
   /** How often a running render checks whether it was cancelled; 500 ms by default. */
   readonly cancelCheck?: Duration.DurationInput
+  /**
+   * What the user is told when the job fails for good, when the app knows better than `failureFor`
+   * (a provider's refusal written for users, say); undefined keeps the generic text.
+   */
+  readonly describeFailure?: (failure: FinalFailure) => { readonly code: string; readonly message: string } | undefined
 }
 
 /** What the user is told when a generation fails for good (the technical reason is in the logs and the dead letter). */
@@ -39,9 +44,9 @@ export const failureFor = (jobClass: JobClass) =>
     ? { code: "GENERATION_TIMEOUT", message: "The generation took too long and was stopped. Your credits were refunded." }
     : { code: "GENERATION_FAILED", message: "The generation could not be completed. Your credits were refunded." }
 
-const failGeneration = (id: string, jobClass: JobClass) =>
+const failGeneration = (id: string, failure: FinalFailure, describe: GenerationRenderer["describeFailure"]) =>
   Effect.flatMap(Generations, (generations) => {
-    const { code, message } = failureFor(jobClass)
+    const { code, message } = describe?.(failure) ?? failureFor(failure.jobClass)
     return generations.fail(id, code, message)
   }).pipe(Effect.asVoid)
 
@@ -96,12 +101,12 @@ export const makeGenerationHandler = (
           yield* Effect.logInfo("generation settled before its render finished; outputs deleted", { generationId: id })
         }
       }),
-    compensate: ({ generationId }, failure) => failGeneration(generationId, failure.jobClass),
+    compensate: ({ generationId }, failure) => failGeneration(generationId, failure, renderer.describeFailure),
     // A payload that no longer decodes still names its generation: it is failed and refunded all the same.
     compensateUndecodable: (encoded, failure) => {
       const id = typeof encoded === "object" && encoded !== null && "generationId" in encoded ? encoded.generationId : undefined
       return typeof id === "string"
-        ? failGeneration(id, failure.jobClass)
+        ? failGeneration(id, failure, renderer.describeFailure)
         : Effect.dieMessage("the dead letter's payload names no generation")
     }
   }

@@ -16,6 +16,7 @@ import { storageSection } from "./storage.js"
 import { websocketSection } from "./websocket.js"
 import { uploadsSection } from "./uploads.js"
 import { videoMixerSection } from "./videoMixer.js"
+import { imagesSection } from "./images.js"
 
 /**
  * Every configuration section, in the order they are read and documented; keyed like AppConfigShape.
@@ -39,5 +40,6 @@ export const sections = {
   jobs: jobsSection,
   admin: adminSection,
   websocket: websocketSection,
-  videoMixer: videoMixerSection
+  videoMixer: videoMixerSection,
+  images: imagesSection
 } as const
