@@ -82,19 +82,23 @@ const main = async () => {
       const target = server ?? await startPeer(round)
       const url = `${target.base}/api/credits/balance`
       await load(url, 2, connections, { headers }) // warm-up: JIT, pools
-      rows.push({ target: `${name} GET /api/credits/balance`, round, result: await load(url, duration, connections, { headers }) })
+      rows.push({ target: `${name} GET /api/credits/balance`, round, result: await load(url, duration, connections, { headers, pid: target.child.pid }) })
       await stop(target.child)
     }
   }
   const lines = [
     `node ${process.version}, ${connections} connections, ${duration} s per target, ${rounds} alternating rounds, ${userCount} users`,
-    "| round | target | req/s | p50 ms | p99 ms | errors | req/s vs peer |",
-    "|---:|---|---:|---:|---:|---:|---:|"
+    "| round | target | req/s | p50 ms | p99 ms | errors | req/s vs peer | server CPU us/req | CPU vs peer |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
   ]
   for (const row of rows) {
     const peer = rows.find((r) => r.round === row.round && r.target.startsWith("fastify peer"))!
-    const { rps, p50, p99, errors } = row.result
-    lines.push(`| ${row.round} | ${row.target} | ${rps.toFixed(0)} | ${p50} | ${p99} | ${errors} | ${(rps / peer.result.rps).toFixed(2)} |`)
+    const { cpuUsPerRequest: cpu, errors, p50, p99, rps } = row.result
+    const peerCpu = peer.result.cpuUsPerRequest
+    const cpuRatio = cpu === undefined || peerCpu === undefined ? "" : (cpu / peerCpu).toFixed(2)
+    lines.push(
+      `| ${row.round} | ${row.target} | ${rps.toFixed(0)} | ${p50} | ${p99} | ${errors} | ${(rps / peer.result.rps).toFixed(2)} | ${cpu?.toFixed(0) ?? ""} | ${cpuRatio} |`
+    )
   }
   process.stdout.write(lines.join("\n") + "\n")
 }

@@ -2,7 +2,7 @@ import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMi
 import { Effect, Layer, Option } from "effect"
 import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
-import { CreditsHttpLive } from "./credits/index.js"
+import { CreditsHttpLive, creditsLeanRoutes } from "./credits/index.js"
 import { GenerationsHttpLive } from "./generations/index.js"
 import { GenerationEventsSocketLive } from "./generations/GenerationEventsSocket.js"
 import { JobsHttpLive } from "./jobs/index.js"
@@ -19,6 +19,7 @@ import { AppConfig } from "../services/platform/AppConfig.js"
 import { TRACING_ENABLED } from "../services/platform/tracing.js"
 import type { AppServices } from "../services/jobs/JobDefinition.js"
 import { HttpDrainLive, makeHttpServerLive } from "./platform/HttpServerLive.js"
+import { LeanRoutes } from "./platform/leanRoutes.js"
 
 /** Every route group's handlers, each wired with its own middleware (one line per feature; the contract is in Api.ts). */
 const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -33,12 +34,17 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
   ))
 )
 
+/** The hot routes the Node server answers ahead of the router (each also declared in the HttpApi; see platform/leanRoutes.ts). */
+const LeanRoutesLive = Layer.effect(LeanRoutes, Effect.all([...creditsLeanRoutes]))
+
 /** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */
 export type ExtraRoutes = Layer.Layer<never, never, HttpApiBuilder.Router | AppServices>
 
 export interface HttpOptions {
   readonly listen?: { readonly port: number; readonly host?: string }
   readonly extraRoutes?: ExtraRoutes
+  /** Answer the lean routes ahead of the router (default); off, every request takes the usual path (tests compare the two). */
+  readonly leanRoutes?: boolean
 }
 
 const jsonRoutes = makeJsonRoutes(Api)
@@ -91,7 +97,7 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
 export const makeHttpLive = (options: HttpOptions = {}) =>
   HttpDrainLive.pipe(
     Layer.provide(makeServeLive(options.extraRoutes ?? Layer.empty)),
-    Layer.provideMerge(makeHttpServerLive(options.listen))
+    Layer.provideMerge(makeHttpServerLive(options.listen).pipe(Layer.provide(options.leanRoutes === false ? Layer.empty : LeanRoutesLive)))
   )
 
 export const HttpLive = makeHttpLive()
