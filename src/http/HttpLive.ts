@@ -52,7 +52,9 @@ const jsonRoutes = makeJsonRoutes(Api)
 /**
  * The request path, from the socket inwards (the README's "Request path" repeats this list):
  * 1. Node server (platform/HttpServerLive.ts): request id, in-flight tracking for the drain, 413 for
- *    an over-limit body without Content-Length (platform/bodyLimit.ts), malformed requests answered.
+ *    an over-limit body without Content-Length (platform/bodyLimit.ts), malformed requests answered,
+ *    and the lean routes (platform/leanRoutes.ts: the probes, GET /api/credits/balance) answered here,
+ *    each with the same auth, limit, CORS headers, error body and access line as the chain below.
  * 2. Access log (platform/middleware/requestLog.ts): the request id on every log line, one line per request.
  * 3. CORS (platform/middleware/cors.ts): preflights, and the CORS headers on every answer, errors too.
  * 4. Error envelope (platform/middleware/errorEnvelope.ts): every failure becomes the one error body,

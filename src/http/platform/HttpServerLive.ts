@@ -12,7 +12,7 @@ import type { CorsPolicy } from "../../services/platform/CorsPolicy.js"
 import { makeOpenSockets, OpenSockets } from "./OpenSockets.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
-import { Health } from "../../services/platform/Health.js"
+import { Health, type ReadinessReport } from "../../services/platform/Health.js"
 import { Lifecycle, releaseBudget } from "../../services/platform/Lifecycle.js"
 import { readinessAnswer } from "./readinessAnswer.js"
 
@@ -244,11 +244,22 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       // Absent where a test builds the server alone: then only liveness is answered here.
       const health = yield* Effect.serviceOption(Health)
       const runPromise = Runtime.runPromise(runtime)
+      let lastReport: ReadinessReport | undefined
+      let lastAnswer: ProbeAnswer | undefined
       const probes: Probes = Option.match(health, {
         onNone: () => ({ "/health/liveness": () => LIVENESS }),
         onSome: (health) => ({
           "/health/liveness": () => LIVENESS,
-          "/health/readiness": () => runPromise(health.readiness()).then(readinessAnswer)
+          "/health/readiness": () => {
+            // While the cached checks are fresh, one answer (its body made once) serves every probe.
+            const report = health.readinessNow()
+            if (report === undefined) return runPromise(health.readiness()).then(readinessAnswer)
+            if (report !== lastReport) {
+              lastReport = report
+              lastAnswer = readinessAnswer(report)
+            }
+            return lastAnswer!
+          }
         })
       })
       const leanRoutes = yield* Effect.serviceOption(LeanRoutes)
