@@ -280,7 +280,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
           host: listen?.host ?? config.http.host
         }),
         Layer.succeed(HttpConnections, connections),
-        Layer.succeed(OpenSockets, makeOpenSockets(server))
+        Layer.succeed(OpenSockets, makeOpenSockets(server, { maxPerUser: config.websocket.maxPerUser }))
       )
     })
   )
