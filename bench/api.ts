@@ -190,6 +190,8 @@ const clearRedis = async () => {
   await redis.quit()
 }
 
+const step = (what: string) => process.stderr.write(`bench:api ${new Date().toISOString().slice(11, 19)} ${what}\n`)
+
 interface Row { readonly endpoint: string; readonly target: "lumiku" | "fastify peer"; readonly round: number; readonly result: Load }
 
 const run = async (server: Server, users: ReadonlyArray<BenchUser>, endpoint: Endpoint) => {
@@ -209,17 +211,27 @@ const main = async () => {
   const selected = ENDPOINTS.filter((e) => endpoints.includes(e.key))
   let users: Array<BenchUser> = []
   for (let round = 1; round <= rounds; round++) {
+    step(`round ${round}: starting the project`)
     const project = await startProject(round)
     if (users.length === 0) {
+      step("registering users, their projects and clips")
       users = await setUp(project)
       const peer = await startPeer()
+      step("checking both answer alike")
       await sameAnswers(project, peer, users[0]!)
       await stop(peer.child)
     }
-    for (const endpoint of selected) rows.push({ endpoint: endpoint.name, target: "lumiku", round, result: await run(project, users, endpoint) })
+    for (const endpoint of selected) {
+      step(`lumiku ${endpoint.name}`)
+      rows.push({ endpoint: endpoint.name, target: "lumiku", round, result: await run(project, users, endpoint) })
+    }
     await stop(project.child)
+    step(`round ${round}: starting the peer`)
     const peer = await startPeer(round)
-    for (const endpoint of selected) rows.push({ endpoint: endpoint.name, target: "fastify peer", round, result: await run(peer, users, endpoint) })
+    for (const endpoint of selected) {
+      step(`peer ${endpoint.name}`)
+      rows.push({ endpoint: endpoint.name, target: "fastify peer", round, result: await run(peer, users, endpoint) })
+    }
     await stop(peer.child)
   }
   const lines = [

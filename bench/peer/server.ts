@@ -196,7 +196,8 @@ app.post("/api/apps/video-mixer/generate", { schema: { body: generateBody } }, a
     )
     await queue.add("generation", { generationId: id, userId }, { jobId: id, attempts: 3, removeOnComplete: true })
     await client.query("COMMIT")
-    const balance = await pool.query("SELECT balance FROM users WHERE id = $1", [userId])
+    // On the same connection: a second one from the pool while holding this one deadlocks at 50 callers over 10.
+    const balance = await client.query("SELECT balance FROM users WHERE id = $1", [userId])
     const row = inserted.rows[0]
     const { clips: _clips, groups: _groups, ...flat } = settings
     return reply.code(201).send({
