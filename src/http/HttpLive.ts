@@ -2,7 +2,7 @@ import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMi
 import { Effect, Layer, Option } from "effect"
 import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
-import { CreditsHttpLive } from "./credits/index.js"
+import { CreditsHttpLive, creditsLeanRoutes } from "./credits/index.js"
 import { GenerationsHttpLive } from "./generations/index.js"
 import { GenerationEventsSocketLive } from "./generations/GenerationEventsSocket.js"
 import { JobsHttpLive } from "./jobs/index.js"
@@ -21,6 +21,7 @@ import { AppConfig } from "../services/platform/AppConfig.js"
 import { TRACING_ENABLED } from "../services/platform/tracing.js"
 import type { AppServices } from "../services/jobs/JobDefinition.js"
 import { HttpDrainLive, makeHttpServerLive } from "./platform/HttpServerLive.js"
+import { LeanRoutes } from "./platform/leanRoutes.js"
 
 /** Every route group's handlers, each wired with its own middleware (one line per feature; the contract is in Api.ts). */
 const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -37,12 +38,17 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
   ))
 )
 
+/** The hot routes the Node server answers ahead of the router (each also declared in the HttpApi; see platform/leanRoutes.ts). */
+const LeanRoutesLive = Layer.effect(LeanRoutes, Effect.all([...creditsLeanRoutes]))
+
 /** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */
 export type ExtraRoutes = Layer.Layer<never, never, HttpApiBuilder.Router | AppServices>
 
 export interface HttpOptions {
   readonly listen?: { readonly port: number; readonly host?: string }
   readonly extraRoutes?: ExtraRoutes
+  /** Answer the lean routes ahead of the router (default); off, every request takes the usual path (tests compare the two). */
+  readonly leanRoutes?: boolean
 }
 
 const jsonRoutes = makeJsonRoutes(Api)
@@ -50,7 +56,9 @@ const jsonRoutes = makeJsonRoutes(Api)
 /**
  * The request path, from the socket inwards (the README's "Request path" repeats this list):
  * 1. Node server (platform/HttpServerLive.ts): request id, in-flight tracking for the drain, 413 for
- *    an over-limit body without Content-Length (platform/bodyLimit.ts), malformed requests answered.
+ *    an over-limit body without Content-Length (platform/bodyLimit.ts), malformed requests answered,
+ *    and the lean routes (platform/leanRoutes.ts: the probes, GET /api/credits/balance) answered here,
+ *    each with the same auth, limit, CORS headers, error body and access line as the chain below.
  * 2. Access log (platform/middleware/requestLog.ts): the request id on every log line, one line per request.
  * 3. CORS (platform/middleware/cors.ts): preflights, and the CORS headers on every answer, errors too.
  * 4. Error envelope (platform/middleware/errorEnvelope.ts): every failure becomes the one error body,
@@ -95,7 +103,7 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
 export const makeHttpLive = (options: HttpOptions = {}) =>
   HttpDrainLive.pipe(
     Layer.provide(makeServeLive(options.extraRoutes ?? Layer.empty)),
-    Layer.provideMerge(makeHttpServerLive(options.listen))
+    Layer.provideMerge(makeHttpServerLive(options.listen).pipe(Layer.provide(options.leanRoutes === false ? Layer.empty : LeanRoutesLive)))
   )
 
 export const HttpLive = makeHttpLive()

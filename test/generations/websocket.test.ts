@@ -21,7 +21,9 @@ const env = {
   WS_AUTH_TIMEOUT: "400",
   RATE_LIMIT_REGISTER: "1000 per 1 minute",
   RATE_LIMIT_LOGIN: "1000 per 1 minute",
-  RATE_LIMIT_GENERAL: "10000 per 1 minute"
+  RATE_LIMIT_GENERAL: "10000 per 1 minute",
+  // 200 sockets of one test connect at once from 127.0.0.1
+  WS_MAX_PENDING_PER_CLIENT: "500"
 }
 
 type Message = Record<string, unknown>
@@ -247,6 +249,67 @@ describe("live progress over WebSocket", () => {
       return Number(after[1]) === 0 ? true : undefined
     }, 5_000, "channel unsubscribed")
     await Promise.all(sockets.map(hangUp))
+  })
+})
+
+describe("what one client may hold and send", () => {
+  let app: InProcessApp
+  const newUser = async () => {
+    const r = await call(app, "POST", "/api/auth/register", { email: freshEmail("ws"), password: PASSWORD })
+    expect(r.status).toBe(201)
+    return r.body["data"].token as string
+  }
+  beforeAll(async () => {
+    app = await startApp(testEnv({ ...env, WS_AUTH_TIMEOUT: "3 seconds", WS_MAX_PENDING_PER_CLIENT: "3", WS_MAX_SOCKETS_PER_USER: "2" }))
+  })
+  afterAll(() => app?.close())
+  const sockets = () => Context.get(app.context, OpenSockets)
+
+  it("a 1 MiB message before authenticating drops the connection at the pre-authentication budget", async () => {
+    const client = await connect(app)
+    client.ws.send(Buffer.alloc(1024 * 1024, 0x61))
+    const closed = await client.closed
+    expect(closed.code).toBe(1006) // the TCP connection was destroyed: no close frame
+    await eventually(async () => (sockets().count() === 0 ? true : undefined), 2_000, "socket released")
+    // ...and the server goes on serving sockets.
+    const next = await connectAs(app, await newUser())
+    await hangUp(next)
+  })
+
+  it("an authenticated socket that floods past its budget is dropped; pings within it are answered", async () => {
+    const client = await connectAs(app, await newUser())
+    client.ws.send("ping")
+    await eventually(async () => client.messages.find((m) => m["type"] === "pong"), 2_000, "pong")
+    for (let i = 0; i < 16; i++) client.ws.send(Buffer.alloc(8_000, 0x62))
+    expect((await client.closed).code).toBe(1006)
+  })
+
+  it("sockets waiting to authenticate are capped per address: one more is refused 429 before the upgrade", async () => {
+    const waiting = await Promise.all([connect(app), connect(app), connect(app)])
+    expect(sockets().pendingFrom("127.0.0.1")).toBe(3)
+    const refused = await rawUpgrade(app, { "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" })
+    expect(refused.status).toBe(429)
+    expect(refused.body).toMatchObject({ success: false, code: "RATE_LIMITED", limit: 3 })
+    // Authenticating frees the place.
+    waiting[0]!.ws.send(JSON.stringify({ type: "auth", token: await newUser() }))
+    await eventually(async () => waiting[0]!.messages.find((m) => m["type"] === "ready"), 5_000, "ready")
+    expect(sockets().pendingFrom("127.0.0.1")).toBe(2)
+    const admitted = await connect(app)
+    await Promise.all([...waiting, admitted].map(hangUp))
+    expect(sockets().pendingFrom("127.0.0.1")).toBe(0)
+  })
+
+  it("a user's sockets are capped: the one over WS_MAX_SOCKETS_PER_USER is closed 4429 after saying why", async () => {
+    const token = await newUser()
+    const first = await connectAs(app, token)
+    const second = await connectAs(app, token)
+    const third = await connect(app)
+    third.ws.send(JSON.stringify({ type: "auth", token }))
+    expect((await third.closed).code).toBe(4429)
+    expect(third.messages).toContainEqual(expect.objectContaining({ type: "error", code: "TOO_MANY_SOCKETS" }))
+    await hangUp(first)
+    const again = await connectAs(app, token)
+    await Promise.all([second, again].map(hangUp))
   })
 })
 

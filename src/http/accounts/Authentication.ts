@@ -1,9 +1,10 @@
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Effect, Layer, Option, Schema } from "effect"
 import { Accounts } from "../../services/accounts/Accounts.js"
-import { CurrentUser } from "../../services/accounts/CurrentUser.js"
+import { CurrentUser, type CurrentUserShape } from "../../services/accounts/CurrentUser.js"
 import { SessionMirror } from "../../services/accounts/SessionMirror.js"
 import type { AccessClaims } from "../../services/accounts/tokens.js"
+import type { RateLimitDecision } from "../../services/platform/RateLimiter.js"
 import { RateLimited, ServiceUnavailable, Unauthorized } from "../platform/ApiError.js"
 import { bearerToken } from "../platform/bearer.js"
 import { RateLimitGuard } from "../platform/RateLimitGuard.js"
@@ -15,44 +16,59 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
+/** Who the caller is, and the general per-user limit's decision for this request (not yet answered). */
+export interface Authenticated {
+  readonly user: CurrentUserShape
+  readonly decision: RateLimitDecision
+}
+
+export const missingToken = new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" })
+
 /**
- * Also applies the general per-user API limit (100/min by default), limited in this process when
- * Redis is down. A session mirrored in Redis is checked and counted in one round trip; otherwise
- * Postgres decides (and a live session is mirrored for the next request), then the limiter counts.
+ * The authentication of a bearer token, with the general per-user API limit (100/min by default,
+ * limited in this process when Redis is down). A session mirrored in Redis is checked and counted in
+ * one round trip; otherwise Postgres decides (and a live session is mirrored for the next request),
+ * then the limiter counts. The decision is returned, not answered: the middleware below answers it
+ * through the response, the lean balance route (http/credits/balanceRoute.ts) writes it itself.
  */
+export const makeAuthenticate = Effect.gen(function*() {
+  const accounts = yield* Accounts
+  const guard = yield* RateLimitGuard
+  const mirror = yield* SessionMirror
+  const general = guard.policy("general")
+
+  const fromPostgres = (claims: AccessClaims, limitKey: string, generation?: string) =>
+    accounts.liveSession(claims).pipe(
+      Effect.tap((session) => (generation === undefined ? Effect.void : mirror.fill(generation, session))),
+      Effect.flatMap((session) => Effect.map(guard.decide("general", limitKey), (decision): Authenticated => ({ user: session.user, decision })))
+    )
+
+  return (token: string): Effect.Effect<Authenticated, Unauthorized | ServiceUnavailable> =>
+    Effect.flatMap(accounts.verifyToken(token), (claims) => {
+      const limitKey = `user:${claims.userId}`
+      return Effect.flatMap(mirror.check(claims, general, limitKey), (found) => {
+        switch (found._tag) {
+          case "Hit":
+            return Effect.succeed<Authenticated>({ user: found.user, decision: found.decision })
+          case "Miss":
+            return fromPostgres(claims, limitKey, found.generation)
+          case "Unusable":
+            return fromPostgres(claims, limitKey)
+        }
+      })
+    })
+})
+
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.gen(function*() {
-    const accounts = yield* Accounts
     const guard = yield* RateLimitGuard
-    const mirror = yield* SessionMirror
-    const general = guard.policy("general")
-    const missing = Effect.fail(new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" }))
-
-    const fromPostgres = (claims: AccessClaims, limitKey: string, generation?: string) =>
-      accounts.liveSession(claims).pipe(
-        Effect.tap((session) => (generation === undefined ? Effect.void : mirror.fill(generation, session))),
-        Effect.tap(() => guard.enforce("general", limitKey)),
-        Effect.map((session) => session.user)
-      )
-
-    const authenticate = (token: string) =>
-      Effect.flatMap(accounts.verifyToken(token), (claims) => {
-        const limitKey = `user:${claims.userId}`
-        return Effect.flatMap(mirror.check(claims, general, limitKey), (found) => {
-          switch (found._tag) {
-            case "Hit":
-              return Effect.as(guard.apply(found.decision), found.user)
-            case "Miss":
-              return fromPostgres(claims, limitKey, found.generation)
-            case "Unusable":
-              return fromPostgres(claims, limitKey)
-          }
-        })
-      })
-
+    const authenticate = yield* makeAuthenticate
+    const missing = Effect.fail(missingToken)
+    const answer = ({ decision, user }: Authenticated) => Effect.as(guard.apply(decision), user)
     return Authentication.of({
-      bearer: (token) => Effect.flatMap(bearerToken(token), Option.match({ onNone: () => missing, onSome: authenticate }))
+      bearer: (token) =>
+        Effect.flatMap(bearerToken(token), Option.match({ onNone: () => missing, onSome: (t) => Effect.flatMap(authenticate(t), answer) }))
     })
   })
 )

@@ -1,11 +1,13 @@
 import { HttpApiBuilder, HttpApiSchema, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { Deferred, Effect, Fiber, Option, Queue, Schema } from "effect"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Deferred, Duration, Effect, Fiber, Option, Queue, Schema } from "effect"
 import { Accounts } from "../../services/accounts/Accounts.js"
 import { type GenerationEvent, GenerationEventHub } from "../../services/generations/GenerationEvents.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
+import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
 import { isAllowedOrigin } from "../../services/platform/CorsPolicy.js"
-import { BadRequest, Forbidden } from "../platform/ApiError.js"
-import { OpenSockets } from "../platform/OpenSockets.js"
+import { BadRequest, Forbidden, RateLimited } from "../platform/ApiError.js"
+import { OpenSockets, type SocketTicket } from "../platform/OpenSockets.js"
 
 export const SOCKET_PATH = "/api/ws"
 
@@ -18,7 +20,8 @@ export const CloseCodes = {
   goingAway: 1001,
   badMessage: 4400,
   unauthorized: 4401,
-  authTimeout: 4408
+  authTimeout: 4408,
+  tooManySockets: 4429
 } as const
 
 export class UpgradeRequired extends Schema.TaggedError<UpgradeRequired>()(
@@ -61,7 +64,7 @@ const EVENT_BACKLOG = 1_024
  * within WS_AUTH_TIMEOUT, then relays the events of the user's own generations (the hub listens on
  * the user's channel only) until the client leaves or the server tells it to go away (1001).
  */
-const session = (socket: Socket.Socket, goingAway: Effect.Effect<void>) =>
+const session = (socket: Socket.Socket, ticket: SocketTicket) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     const accounts = yield* Accounts
@@ -92,6 +95,10 @@ const session = (socket: Socket.Socket, goingAway: Effect.Effect<void>) =>
         yield* send({ type: "error", code: "UNAUTHORIZED", message: user.left.message })
         return yield* close(CloseCodes.unauthorized, "unauthorized")
       }
+      if (!ticket.authenticated(user.right.id)) {
+        yield* send({ type: "error", code: "TOO_MANY_SOCKETS", message: `At most ${config.websocket.maxPerUser} live-progress sockets per user` })
+        return yield* close(CloseCodes.tooManySockets, "too many sockets")
+      }
       authenticated = true
       const events = yield* Queue.sliding<GenerationEvent>(EVENT_BACKLOG)
       yield* hub.subscribe(user.right.id, (event) => void Queue.unsafeOffer(events, event))
@@ -100,7 +107,7 @@ const session = (socket: Socket.Socket, goingAway: Effect.Effect<void>) =>
     })
 
     const relaying = yield* Effect.forkScoped(relay)
-    const leaving = yield* Effect.forkScoped(Effect.zipRight(goingAway, close(CloseCodes.goingAway, "server shutting down")))
+    const leaving = yield* Effect.forkScoped(Effect.zipRight(ticket.goingAway, close(CloseCodes.goingAway, "server shutting down")))
     // Ends when the socket closes, whoever closed it; a close code other than 1000 is no failure here.
     const opened = yield* Deferred.make<void>()
     const unopened = Deferred.await(opened).pipe(
@@ -122,6 +129,7 @@ export const GenerationEventsSocketLive = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     const sockets = yield* OpenSockets
+    const resolver = makeClientAddressResolver(config.http.trustedProxies)
     const context = yield* Effect.context<Accounts | GenerationEventHub | AppConfig>()
     yield* router.get(
       SOCKET_PATH,
@@ -136,8 +144,17 @@ export const GenerationEventsSocketLive = HttpApiBuilder.Router.use((router) =>
         }
         const problem = handshakeProblem(request.headers)
         if (problem !== undefined) return yield* new BadRequest({ message: `The WebSocket handshake is not valid: ${problem}` })
+        const address = resolver.resolve(Option.getOrUndefined(request.remoteAddress), request.headers["x-forwarded-for"]) ?? "unknown-peer"
+        if (sockets.pendingFrom(address) >= config.websocket.maxPendingPerClient) {
+          return yield* new RateLimited({
+            message: "Too many sockets waiting to authenticate from this address; try again shortly",
+            retryAfter: Math.max(1, Math.ceil(Duration.toSeconds(config.websocket.authTimeout))),
+            limit: config.websocket.maxPendingPerClient
+          })
+        }
+        const incoming = NodeHttpServerRequest.toIncomingMessage(request)
         const socket = yield* Effect.orDie(request.upgrade)
-        yield* Effect.scoped(Effect.flatMap(sockets.track, (goingAway) => session(socket, goingAway)))
+        yield* Effect.scoped(Effect.flatMap(sockets.track(address, incoming), (ticket) => session(socket, ticket)))
         return HttpServerResponse.empty()
       }).pipe(Effect.provide(context))
     )

@@ -6,10 +6,13 @@ import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
 import { bodyLimitFor, isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { makeAccessLog } from "./middleware/requestLog.js"
+import { answerCorsHeaders } from "./middleware/cors.js"
+import { type LeanAnswer, type LeanRoute, LeanRoutes } from "./leanRoutes.js"
+import type { CorsPolicy } from "../../services/platform/CorsPolicy.js"
 import { makeOpenSockets, OpenSockets } from "./OpenSockets.js"
 import { isValidRequestId } from "./requestContext.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
-import { Health } from "../../services/platform/Health.js"
+import { Health, type ReadinessReport } from "../../services/platform/Health.js"
 import { Lifecycle, releaseBudget } from "../../services/platform/Lifecycle.js"
 import { readinessAnswer } from "./readinessAnswer.js"
 
@@ -17,6 +20,8 @@ import { readinessAnswer } from "./readinessAnswer.js"
 export interface HttpConnectionsShape {
   readonly server: http.Server
   readonly inFlight: () => number
+  /** Requests answered on the lean path so far (see leanRoutes.ts). */
+  readonly leanAnswers: () => number
   /** Stop listening, mark every unsent and later response `Connection: close`, drop idle sockets. */
   readonly stopAccepting: () => void
   /** Completes when no request is in flight. */
@@ -83,8 +88,23 @@ class AppHttpServer extends http.Server {
   }
 }
 
+/** A lean route's path, when the request is one it answers: its method, no body. */
+const leanRouteOf = (req: http.IncomingMessage, routes: ReadonlyMap<string, LeanRoute>): LeanRoute | undefined => {
+  if (routes.size === 0 || req.url === undefined) return undefined
+  const headers = req.headers
+  if (headers["transfer-encoding"] !== undefined || (headers["content-length"] !== undefined && headers["content-length"] !== "0")) {
+    return undefined // the usual path decides what a body on a GET means (413 over the limit, say)
+  }
+  const queryAt = req.url.indexOf("?")
+  return routes.get(`${req.method} ${queryAt === -1 ? req.url : req.url.slice(0, queryAt)}`)
+}
+
 interface ConnectionOptions {
   readonly probes: Probes
+  /** Hot routes answered here, each as its HttpApi route would (see leanRoutes.ts). */
+  readonly leanRoutes: ReadonlyArray<LeanRoute>
+  /** For the CORS headers of lean answers, as the CORS middleware sets them. */
+  readonly cors: CorsPolicy
   /** Called once per request answered before Effect's handler, for its access-log line. */
   readonly onAnswered: (details: { readonly method: string; readonly route: string; readonly status: number; readonly durationMs: number; readonly requestId: string }) => void
   /** The body limit of a request URL (bodyLimit.ts: upload routes have their own). */
@@ -95,6 +115,8 @@ interface ConnectionOptions {
 
 const makeConnections = (server: AppHttpServer, options: ConnectionOptions): HttpConnectionsShape => {
   const inFlight = new Set<http.ServerResponse>()
+  let leanAnswers = 0
+  const leanRoutes = new Map(options.leanRoutes.map((route) => [`${route.method} ${route.path}`, route] as const))
   const tooLargeBody = (limit: number) => (requestId: string) => JSON.stringify(envelopeBody(tooLarge(limit), requestId))
   const waiters = new Set<() => void>()
   let closing = false
@@ -118,7 +140,7 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
       if (inFlight.size === 0) for (const wake of waiters) wake()
     })
     const path = probePath(req, options.probes)
-    if (path === undefined) return false
+    if (path === undefined) return answerLean(req, res, requestId, start)
     const answer = (probe: ProbeAnswer) => {
       if (res.writableEnded || res.destroyed) return
       writeProbe(res, probe)
@@ -138,6 +160,30 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
         answer({ status: 500, body })
       })
     }
+    return true
+  }
+  const answerLean = (req: http.IncomingMessage, res: http.ServerResponse, requestId: string, start: number): boolean => {
+    const route = leanRouteOf(req, leanRoutes)
+    if (route === undefined) return false
+    leanAnswers++
+    const run = route.answer(req, requestId)
+    const logLine = (status: number) =>
+      options.onAnswered({ method: route.method, route: route.path, status, durationMs: Math.round((performance.now() - start) * 100) / 100, requestId })
+    // The client went away first: the answer is stopped, as the usual path interrupts its fiber (499).
+    res.once("close", () => {
+      if (!res.writableEnded) run.abort()
+    })
+    run.answered.then((answer: LeanAnswer | undefined) => {
+      if (answer === undefined || res.writableEnded || res.destroyed) return logLine(499)
+      const headers = {
+        ...answer.headers,
+        ...answerCorsHeaders(options.cors, req.headers["origin"], answer.headers["vary"]),
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(answer.body))
+      }
+      res.writeHead(answer.status, headers).end(answer.body)
+      logLine(answer.status)
+    })
     return true
   }
   // Node answers a request it cannot parse (an unknown method, a malformed request line, headers
@@ -164,6 +210,7 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
   return {
     server,
     inFlight: () => inFlight.size,
+    leanAnswers: () => leanAnswers,
     stopAccepting: () => {
       if (closing) return
       closing = true
@@ -197,15 +244,29 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       // Absent where a test builds the server alone: then only liveness is answered here.
       const health = yield* Effect.serviceOption(Health)
       const runPromise = Runtime.runPromise(runtime)
+      let lastReport: ReadinessReport | undefined
+      let lastAnswer: ProbeAnswer | undefined
       const probes: Probes = Option.match(health, {
         onNone: () => ({ "/health/liveness": () => LIVENESS }),
         onSome: (health) => ({
           "/health/liveness": () => LIVENESS,
-          "/health/readiness": () => runPromise(health.readiness()).then(readinessAnswer)
+          "/health/readiness": () => {
+            // While the cached checks are fresh, one answer (its body made once) serves every probe.
+            const report = health.readinessNow()
+            if (report === undefined) return runPromise(health.readiness()).then(readinessAnswer)
+            if (report !== lastReport) {
+              lastReport = report
+              lastAnswer = readinessAnswer(report)
+            }
+            return lastAnswer!
+          }
         })
       })
+      const leanRoutes = yield* Effect.serviceOption(LeanRoutes)
       const connections = makeConnections(server, {
         probes,
+        leanRoutes: Option.getOrElse(leanRoutes, () => []),
+        cors: config.cors.policy,
         onAnswered: ({ durationMs, method, requestId, route, status }) => accessLog(method, route, status, durationMs, requestId),
         bodyLimitFor: bodyLimitFor({ general: config.http.bodyLimitBytes, uploads: config.uploads.requestLimitBytes }),
         onClientError: ({ requestId, ...details }) =>
@@ -219,7 +280,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
           host: listen?.host ?? config.http.host
         }),
         Layer.succeed(HttpConnections, connections),
-        Layer.succeed(OpenSockets, makeOpenSockets(server))
+        Layer.succeed(OpenSockets, makeOpenSockets(server, { maxPerUser: config.websocket.maxPerUser }))
       )
     })
   )

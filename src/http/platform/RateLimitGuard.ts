@@ -41,47 +41,46 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
       return found
     }
 
+    /** The 429 of a decision that is over its limit. */
+    const refusal = (decision: RateLimitDecision) =>
+      new RateLimited({ message: "Too many requests; try again later", retryAfter: retryAfterSeconds(decision), limit: decision.limit })
+
     /** Answers a decision already taken: the RateLimit-* headers on the response, 429 when over. */
     const apply = (decision: RateLimitDecision): Effect.Effect<void, RateLimited> => {
       const headers = rateLimitHeaders(decision)
       const withHeaders = HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
       if (decision.allowed) return withHeaders
-      return Effect.zipRight(
-        withHeaders,
-        new RateLimited({
-          message: "Too many requests; try again later",
-          retryAfter: retryAfterSeconds(decision),
-          limit: decision.limit
-        })
-      )
+      return Effect.zipRight(withHeaders, refusal(decision))
     }
 
     /**
-     * `onStoreFailure` overrides the policy's own mode (a test, or a route stricter than its
-     * policy). The limiter bounds its own wait (STORE_BUDGET_MS). Untraced: it runs on every
-     * authenticated request, inside the request's span.
+     * The decision of one request against a policy, without answering it (`apply` does). `onStoreFailure`
+     * overrides the policy's own mode (a test, or a route stricter than its policy). The limiter bounds
+     * its own wait (STORE_BUDGET_MS). Untraced: it runs on every authenticated request.
      */
-    const enforce = Effect.fnUntraced(function*(
+    const decide = Effect.fnUntraced(function*(
       name: PolicyName,
       key: string,
       onStoreFailure: StoreFailureMode = rateLimitPolicies[name].storeFailure
     ) {
       const limits = policy(name)
       const shared = yield* Effect.either(limiter.consume(limits, key))
-      if (shared._tag === "Left") {
-        yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", onStoreFailure), "policy", name), 1)
-        yield* Effect.logWarning(
-          onStoreFailure === "closed" ? "rate limiter unavailable; failing closed" : "rate limiter unavailable; limiting in this process",
-          { policy: name, error: shared.left._tag }
-        )
-        if (onStoreFailure === "closed") {
-          return yield* new ServiceUnavailable({ message: "This service is briefly unavailable; try again shortly" })
-        }
+      if (shared._tag === "Right") return shared.right
+      yield* Metric.update(Metric.tagged(Metric.tagged(rateLimitStoreFailures, "decision", onStoreFailure), "policy", name), 1)
+      yield* Effect.logWarning(
+        onStoreFailure === "closed" ? "rate limiter unavailable; failing closed" : "rate limiter unavailable; limiting in this process",
+        { policy: name, error: shared.left._tag }
+      )
+      if (onStoreFailure === "closed") {
+        return yield* new ServiceUnavailable({ message: "This service is briefly unavailable; try again shortly" })
       }
-      const decision = shared._tag === "Right" ? shared.right : yield* local.consume(limits, key)
-      return yield* apply(decision)
+      return yield* local.consume(limits, key)
     })
 
-    return { clientAddress, enforce, policy, apply }
+    /** Decides and answers: the RateLimit-* headers on the response, 429 when over. */
+    const enforce = (name: PolicyName, key: string, onStoreFailure?: StoreFailureMode) =>
+      Effect.flatMap(decide(name, key, onStoreFailure), apply)
+
+    return { clientAddress, enforce, decide, policy, apply, refusal }
   })
 }) {}

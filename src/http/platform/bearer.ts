@@ -3,7 +3,7 @@ import { Effect, Option, Redacted } from "effect"
 
 // The platform's bearer decoder takes whatever follows the first 7 characters of the header; the
 // scheme itself is checked here.
-const BEARER_SCHEME = /^Bearer /i
+export const BEARER_SCHEME = /^Bearer /i
 
 /** The bearer token of the current request, if it really came as `Authorization: Bearer <token>`. */
 export const bearerToken = (token: Redacted.Redacted<string>) =>

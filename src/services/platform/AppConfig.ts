@@ -126,6 +126,10 @@ export interface AppConfigShape {
   readonly websocket: {
     /** How long a live-progress socket may stay open without authenticating. */
     readonly authTimeout: Duration.Duration
+    /** Sockets one client address may hold open before they authenticate. */
+    readonly maxPendingPerClient: number
+    /** Authenticated sockets per user. */
+    readonly maxPerUser: number
   }
   readonly videoMixer: {
     /** The most outputs (totalVideos) one generation may ask for. */

@@ -71,6 +71,8 @@ const timed = <A extends Record<string, unknown>, E, R>(
  * Dependency checks for the probes. Readiness covers what this process cannot serve without
  * (Postgres, Redis) and is cached briefly; the detailed report adds storage, ffmpeg and memory.
  */
+const DRAINING: ReadinessReport = { ready: false, reason: "shutting_down", checks: {} }
+
 export class Health extends Effect.Service<Health>()("app/Health", {
   effect: Effect.gen(function*() {
     const config = yield* AppConfig
@@ -103,9 +105,20 @@ export class Health extends Effect.Service<Health>()("app/Health", {
 
     const dependencies = (timeout: Duration.Duration) =>
       Effect.all({ database: timed(database, timeout), redis: timed(redisPing, timeout) }, { concurrency: "unbounded" })
+    type ReadinessChecks = Effect.Effect.Success<ReturnType<typeof dependencies>>
 
+    /** The last checks and when they finished, for `readinessNow`. */
+    let last: { readonly checks: ReadinessChecks; readonly at: number; readonly report: ReadinessReport } | undefined
+    const ttlMs = Duration.toMillis(config.health.readinessCacheTtl)
+    const reportOf = (checks: ReadinessChecks): ReadinessReport =>
+      checks.database.status === "up" && checks.redis.status === "up"
+        ? { ready: true, checks }
+        : { ready: false, reason: "dependency_down", checks }
     const readinessChecks = yield* Effect.cachedWithTTL(
-      dependencies(config.health.checkTimeout),
+      Effect.tap(dependencies(config.health.checkTimeout), (checks) =>
+        Effect.sync(() => {
+          last = { checks, at: performance.now(), report: reportOf(checks) }
+        })),
       config.health.readinessCacheTtl
     )
 
@@ -128,13 +141,19 @@ export class Health extends Effect.Service<Health>()("app/Health", {
 
     // Untraced: the probe is hit constantly, and its span cost more than the cached check itself.
     const readiness = Effect.fnUntraced(function*() {
-      if (lifecycle.phase() === "draining") {
-        return { ready: false, reason: "shutting_down", checks: {} } satisfies ReadinessReport
-      }
-      const checks = yield* readinessChecks
-      const ready = checks.database.status === "up" && checks.redis.status === "up"
-      return (ready ? { ready, checks } : { ready, reason: "dependency_down", checks }) satisfies ReadinessReport
+      if (lifecycle.phase() === "draining") return DRAINING
+      return reportOf(yield* readinessChecks)
     })
+
+    /**
+     * The readiness report without running anything, while the cached checks are fresh (the same
+     * report `readiness` gives then); undefined when they must be run again. The probe path asks
+     * this first: a fiber per probe was most of its cost.
+     */
+    const readinessNow = (): ReadinessReport | undefined => {
+      if (lifecycle.phase() === "draining") return DRAINING
+      return last !== undefined && performance.now() - last.at < ttlMs ? last.report : undefined
+    }
 
     const detailed = Effect.fn("Health.detailed")(function*() {
       const start = performance.now()
@@ -177,6 +196,6 @@ export class Health extends Effect.Service<Health>()("app/Health", {
       } satisfies DetailedReport
     })
 
-    return { readiness, detailed }
+    return { readiness, readinessNow, detailed }
   })
 }) {}

@@ -14,6 +14,21 @@ const varyOnly = (response: HttpServerResponse.HttpServerResponse) => {
 }
 
 /**
+ * The CORS headers of an answer to a request that is not a preflight: `Vary: Origin` on every one,
+ * and the Access-Control-Allow-* headers when the Origin is allowed. `vary` is the answer's own.
+ */
+export const answerCorsHeaders = (policy: CorsPolicy, origin: string | undefined, vary: string | undefined): Record<string, string> => {
+  if (origin === undefined || !isAllowedOrigin(policy, origin)) return { vary: addVaryOrigin(vary) }
+  const headers: Record<string, string> = {
+    "access-control-allow-origin": origin,
+    "access-control-allow-credentials": "true",
+    vary: addVaryOrigin(vary)
+  }
+  if (policy.exposeHeaders !== "") headers["access-control-expose-headers"] = policy.exposeHeaders
+  return headers
+}
+
+/**
  * HttpApi-level middleware, outside the error envelope, so every answer (404, 413, 500 and
  * preflights for routes that only exist as POST included) carries `Vary: Origin`, and those for
  * an allowed origin carry the Access-Control-Allow-* headers. A preflight (OPTIONS with
@@ -49,14 +64,6 @@ export const cors = (policy: CorsPolicy) => {
         )
       }
       if (!allowed) return Effect.map(app, varyOnly)
-      return Effect.map(app, (response) => {
-        const headers: Record<string, string> = {
-          "access-control-allow-origin": origin,
-          "access-control-allow-credentials": "true",
-          vary: addVaryOrigin(response.headers["vary"])
-        }
-        if (policy.exposeHeaders !== "") headers["access-control-expose-headers"] = policy.exposeHeaders
-        return HttpServerResponse.setHeaders(response, headers)
-      })
+      return Effect.map(app, (response) => HttpServerResponse.setHeaders(response, answerCorsHeaders(policy, origin, response.headers["vary"])))
     })
 }

@@ -150,23 +150,23 @@ export const envelopeResponse = (envelope: Envelope, requestId: string) =>
     { status: envelope.status, ...(envelope.headers === undefined ? {} : { headers: envelope.headers }) }
   )
 
-/** Turns any failure of the app into the error body; defects are logged with their stack and answer 500. */
-export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number, requestId: string) =>
+/** The error body of a failure; defects are logged with their stack and answer 500. */
+export const causeToEnvelope = (cause: Cause.Cause<unknown>, limitBytes: number): Effect.Effect<Envelope> =>
   Effect.suspend(() => {
-    // Re-raised as it is: who interrupted (the client going away, or the server) decides 499 or 503.
-    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>) // no failure in it, only interruptions
     // The platform turns an unreadable body into a defect, so defects are classified too.
     const envelope = fromFailure(Cause.squash(cause), limitBytes)
     if (envelope !== undefined) {
-      const response = envelopeResponse(envelope, requestId)
-      return envelope.warning === undefined
-        ? Effect.succeed(response)
-        : Effect.as(Effect.logWarning(envelope.warning, cause), response)
+      return envelope.warning === undefined ? Effect.succeed(envelope) : Effect.as(Effect.logWarning(envelope.warning, cause), envelope)
     }
-    return Effect.logError("defect while handling a request", cause).pipe(
-      Effect.as(envelopeResponse(INTERNAL, requestId))
-    )
+    return Effect.as(Effect.logError("defect while handling a request", cause), INTERNAL)
   })
+
+/** Turns any failure of the app into the error body; defects are logged with their stack and answer 500. */
+export const causeToResponse = (cause: Cause.Cause<unknown>, limitBytes: number, requestId: string) =>
+  // Re-raised as it is: who interrupted (the client going away, or the server) decides 499 or 503.
+  Cause.isInterruptedOnly(cause)
+    ? Effect.failCause(cause as Cause.Cause<never>) // no failure in it, only interruptions
+    : Effect.map(causeToEnvelope(cause, limitBytes), (envelope) => envelopeResponse(envelope, requestId))
 
 /**
  * HttpApi-level middleware: refuses bodies whose Content-Length is over the limit before anything
