@@ -24,6 +24,8 @@ import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
 import { Payments } from "./services/payments/Payments.js"
 import { Uploads } from "./services/uploads/Uploads.js"
+import { LoopingFlow } from "./services/loopingFlow/LoopingFlow.js"
+import { loopingFlowApp } from "./services/loopingFlow/LoopingFlowApp.js"
 import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 
 /**
@@ -47,7 +49,7 @@ export interface AppOptions extends HttpOptions {
 }
 
 /** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
-export const generationApps: ReadonlyArray<GenerationApp> = []
+export const generationApps: ReadonlyArray<GenerationApp> = [loopingFlowApp]
 
 /**
  * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
@@ -61,6 +63,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
       const workers = config.role === "api" ? Layer.empty : makeWorkersLive(handlers)
       return Layer.mergeAll(makeHttpLive(options), workers).pipe(
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
+        Layer.provide(LoopingFlow.Default),
         Layer.provideMerge(Generations.Default),
         Layer.provideMerge(GenerationEventHubLive),
         Layer.provideMerge(Uploads.Default),

@@ -6,6 +6,7 @@ import { GenerationsApi } from "./generations/GenerationsApi.js"
 import { HealthApi } from "./platform/HealthApi.js"
 import { PaymentsApi } from "./payments/PaymentsApi.js"
 import { UploadsApi } from "./uploads/UploadsApi.js"
+import { LoopingFlowApi } from "./loopingFlow/LoopingFlowApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
@@ -16,5 +17,6 @@ export class Api extends HttpApi.make("lumiku")
   .add(AdminApi)
   .add(PaymentsApi)
   .add(UploadsApi)
+  .add(LoopingFlowApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

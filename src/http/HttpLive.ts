@@ -9,6 +9,7 @@ import { JobsHttpLive } from "./jobs/index.js"
 import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { UploadsHttpLive } from "./uploads/index.js"
+import { LoopingFlowHttpLive } from "./loopingFlow/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { bodyLimitFor } from "./platform/bodyLimit.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -29,7 +30,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     GenerationsHttpLive,
     JobsHttpLive,
     PaymentsHttpLive,
-    UploadsHttpLive
+    UploadsHttpLive,
+    LoopingFlowHttpLive
   ))
 )
 

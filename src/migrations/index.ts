@@ -8,6 +8,7 @@ import ledgerRequestedAmount from "./0005_ledger_requested_amount.js"
 import generations from "./0006_generations.js"
 import payments from "./0007_payments.js"
 import uploads from "./0008_uploads.js"
+import loopingFlow from "./0011_looping_flow.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -21,5 +22,6 @@ export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClien
   "0005_ledger_requested_amount": ledgerRequestedAmount,
   "0006_generations": generations,
   "0007_payments": payments,
-  "0008_uploads": uploads
+  "0008_uploads": uploads,
+  "0011_looping_flow": loopingFlow
 }

@@ -1,12 +1,14 @@
 import type { AnyJobDefinition } from "../services/jobs/JobDefinition.js"
 import type { AnyJobHandler } from "./jobs/runtime.js"
+import { loopingFlowHandler } from "./loopingFlow/loopingHandler.js"
 import { paymentMaintenanceHandler } from "./payments/maintenance.js"
 
 /**
  * Every job kind the platform runs: each app adds its handler here (its definition comes with it).
  */
 export const jobHandlers: ReadonlyArray<AnyJobHandler> = [
-  paymentMaintenanceHandler
+  paymentMaintenanceHandler,
+  loopingFlowHandler
 ]
 
 export const jobDefinitions = (handlers: ReadonlyArray<AnyJobHandler>): ReadonlyArray<AnyJobDefinition> =>
