@@ -4,6 +4,7 @@ import { loopCreditCost } from "../../src/services/loopingFlow/loopCost.js"
 import { layerFields } from "../../src/services/loopingFlow/LoopingFlow.js"
 import {
   adtsFrames,
+  crossfadeFrames,
   fadeFrames,
   periodicPackets,
   samplesPerFrame,
@@ -48,6 +49,12 @@ describe("the loop plan", () => {
     expect(fadeFrames(0.5, 64, 25)).toBe(13)
     expect(fadeFrames(2, 64, 25)).toBe(16) // at most a quarter of the source
     expect(fadeFrames(0.5, 4, 60)).toBe(1)
+  })
+  it("moves the crossfade by at most a quarter second so the unit is whole AAC frames", () => {
+    expect(crossfadeFrames(0.5, 64, 25)).toBe(16) // 48 x 1920 = 90 x 1024
+    expect(unitsPerAudioPeriod((270 - crossfadeFrames(1, 270, 30)) * 1600)).toBe(1)
+    expect(Math.abs(crossfadeFrames(1, 270, 30) - 30)).toBeLessThanOrEqual(8)
+    expect(crossfadeFrames(2, 8, 25)).toBe(2) // never past a quarter of the source
   })
   it("an audio period is the fewest units that are whole AAC frames, and its packets start one past a period", () => {
     expect(unitsPerAudioPeriod(64 * 1920)).toBe(1) // 122880 = 120 x 1024

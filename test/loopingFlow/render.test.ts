@@ -116,7 +116,7 @@ describe("the looping render (real ffmpeg)", () => {
       it(`${style} to ${target} s: duration within 0.1 s, even frame timing, no repeated frame, audio continuous for the whole length`, async () => {
         const { file, result } = await render({ style, targetSeconds: target })
         expect(result.audioEncoded).toBe(false) // no layers, no fades: the audio is the periodic chunk, copied
-        if (style === "crossfade") expect(result.unitFrames).toBe(64 - 13) // 0.5 s = 13 frames overlap
+        if (style === "crossfade") expect(result.unitFrames).toBe(64 - 16) // 0.5 s asked: 16 frames (0.64 s) make the unit 120 AAC frames exactly
         if (style === "boomerang") expect(result.unitFrames).toBe(2 * 64 - 2) // forward, then backwards without repeating either end
         expectSeamless(file, target, result.unitSeconds)
       }, 120_000)

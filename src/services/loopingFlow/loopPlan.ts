@@ -47,6 +47,24 @@ export const unitFrames = (style: LoopStyle, sourceFrames: number, fadeFrames: n
 export const fadeFrames = (seconds: number, sourceFrames: number, fps: number): number =>
   Math.max(1, Math.min(Math.round(seconds * fps), Math.floor(sourceFrames / 4)))
 
+/**
+ * The crossfade frames to use: within a quarter second of the asked ones (and at most a quarter of the
+ * source), those that make the unit the fewest AAC frames per audio period (ideally one unit), closest to
+ * the asked duration: the periodic audio chunk is then encoded from one unit, not up to 16.
+ */
+export const crossfadeFrames = (seconds: number, sourceFrames: number, fps: number): number => {
+  const asked = fadeFrames(seconds, sourceFrames, fps)
+  const slack = Math.max(1, Math.round(fps / 4))
+  const max = Math.max(1, Math.floor(sourceFrames / 4))
+  let best = asked
+  for (let k = Math.max(1, asked - slack); k <= Math.min(max, asked + slack); k++) {
+    const period = unitsPerAudioPeriod((sourceFrames - k) * samplesPerFrame(fps))
+    const current = unitsPerAudioPeriod((sourceFrames - best) * samplesPerFrame(fps))
+    if (period < current || (period === current && Math.abs(k - asked) < Math.abs(best - asked))) best = k
+  }
+  return best
+}
+
 /** One ADTS frame: offset and length in the byte stream. */
 export interface AdtsFrame {
   readonly offset: number

@@ -6,7 +6,7 @@ import { JobPermanent } from "../../services/jobs/JobError.js"
 import {
   AAC_FRAME,
   adtsFrames,
-  fadeFrames,
+  crossfadeFrames,
   type LoopStyle,
   periodicPackets,
   SAMPLE_RATE,
@@ -94,6 +94,8 @@ const num = (value: number) => Number(value.toFixed(6)).toString()
  * exactly equal length) in the chosen style, then the unit repeated by stream copy up to the target.
  * The audio is one periodic AAC chunk repeated (see loopPlan.ts) unless layers or fades must be mixed,
  * in which case only the audio is encoded for the full length, and the video is still copied.
+ * No `+faststart`: it rewrites the whole file once more (gigabytes for 8 hours) to move the index to the
+ * front; the download route serves Range requests, which is what a player needs to read it at the end.
  */
 export const renderLoop = (input: LoopInput) =>
   Effect.gen(function*() {
@@ -124,7 +126,7 @@ export const renderLoop = (input: LoopInput) =>
     const n = Math.round((norm.streams.find((s) => s.codecType === "video")?.durationSeconds ?? norm.durationSeconds) * fps)
     if (n < 4) return yield* new JobPermanent({ reason: "the source is too short to loop (fewer than 4 frames)" })
     const style: LoopStyle = input.style === "crossfade" && !input.videoCrossfade && !input.audioCrossfade ? "simple" : input.style
-    const k = fadeFrames(input.crossfadeSeconds, n, fps)
+    const k = crossfadeFrames(input.crossfadeSeconds, n, fps)
     const frames = unitFrames(style, n, k)
     const unitSamples = frames * spf
     yield* report(15)
@@ -183,12 +185,15 @@ export const renderLoop = (input: LoopInput) =>
     const final = (percent: number) => report(60 + percent * 0.4)
 
     if (!encodeAudio) {
-      // 5. One periodic AAC chunk: the middle period of a continuous encode of three (loopPlan.ts).
+      // 5. One periodic AAC chunk: the second period of a continuous encode of two and a little more (loopPlan.ts);
+      // the extra frames keep the encoder's look-ahead in the steady state up to the period's last packet.
       const units = unitsPerAudioPeriod(unitSamples)
       const periodPackets = (units * unitSamples) / AAC_FRAME
       yield* run((c) =>
-        c.input(fileArg(file("unit.wav"))).inputOptions("-stream_loop", String(3 * units - 1))
-          .output(fileArg(file("encoded.aac"))).outputOptions(...AUDIO_ENCODE, "-f", "adts")
+        c.input(fileArg(file("unit.wav"))).inputOptions("-stream_loop", String(2 * units))
+          .output(fileArg(file("encoded.aac"))).outputOptions(
+            "-af", `atrim=end_sample=${(2 * periodPackets + 8) * AAC_FRAME}`, ...AUDIO_ENCODE, "-f", "adts"
+          )
       )
       const encoded = yield* Effect.promise(() => fs.readFile(file("encoded.aac")))
       const packets = yield* Effect.try({
@@ -196,7 +201,7 @@ export const renderLoop = (input: LoopInput) =>
         catch: (cause) => new JobPermanent({ reason: "the encoded audio is not ADTS", cause })
       })
       const { end, start } = periodicPackets(periodPackets)
-      if (packets.length < end) return yield* new JobPermanent({ reason: "the audio encode is shorter than three periods" })
+      if (packets.length < end) return yield* new JobPermanent({ reason: "the audio encode is shorter than two periods" })
       const chunk = packets.slice(start, end).map((p) => encoded.subarray(p.offset, p.offset + p.length))
       // Exactly the packets the target needs (and two more), written as one ADTS file: ffmpeg 4.1 reads a pipe
       // beside a looped input in 10 ms naps, and a looped file would add a tick of jitter at every loop.
@@ -211,7 +216,7 @@ export const renderLoop = (input: LoopInput) =>
         c.input(fileArg(file("unit.mp4"))).inputOptions("-stream_loop", "-1")
           .input(fileArg(file("audio.aac"))).inputFormat("aac")
           .output(fileArg(input.outputPath)).outputOptions(
-            "-map", "0:v", "-map", "1:a", "-c", "copy", "-t", target, "-movflags", "+faststart"
+            "-map", "0:v", "-map", "1:a", "-c", "copy", "-t", target
           ), FINAL_TIMEOUT)
     } else {
       // 5'. Layers or fades: the audio is mixed and encoded for the full length; the video is still copied.
@@ -245,8 +250,7 @@ export const renderLoop = (input: LoopInput) =>
           .input(fileArg(file("unit.wav"))).inputOptions("-stream_loop", "-1")
         for (const layer of layers) command = command.input(fileArg(layer.path)).inputOptions("-stream_loop", "-1")
         return command.output(fileArg(input.outputPath)).outputOptions(
-          "-filter_complex", graph, "-map", "0:v", "-map", "[mix]", "-c:v", "copy", ...AUDIO_ENCODE, "-t", target,
-          "-movflags", "+faststart"
+          "-filter_complex", graph, "-map", "0:v", "-map", "[mix]", "-c:v", "copy", ...AUDIO_ENCODE, "-t", target
         )
       }, FINAL_TIMEOUT)
     }
