@@ -84,7 +84,6 @@ describe("Looping Flow over HTTP, with its worker", () => {
     db = new pg.Pool({ connectionString: inject("databaseUrl"), max: 2 })
   })
   afterAll(async () => {
-    if (process.env["LOOP_DEBUG"]) for (const l of app.logLines()) if (/error|warn/i.test(l)) process.stderr.write(l.slice(0, 1500) + "\n")
     await app?.close()
     await db?.end()
     if (work !== undefined) fs.rmSync(work, { recursive: true, force: true })
