@@ -26,6 +26,8 @@ import { Payments } from "./services/payments/Payments.js"
 import { Uploads } from "./services/uploads/Uploads.js"
 import { VideoMixer } from "./services/videoMixer/VideoMixer.js"
 import { videoMixerApp } from "./services/videoMixer/VideoMixerApp.js"
+import { LoopingFlow } from "./services/loopingFlow/LoopingFlow.js"
+import { loopingFlowApp } from "./services/loopingFlow/LoopingFlowApp.js"
 import { DuitkuClientLive } from "./layers/payments/DuitkuClientLive.js"
 import { HuggingFaceImageGeneratorLive } from "./layers/images/HuggingFaceImageGenerator.js"
 import { AvatarCreator } from "./services/avatarCreator/AvatarCreator.js"
@@ -52,7 +54,7 @@ export interface AppOptions extends HttpOptions {
 }
 
 /** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
-export const generationApps: ReadonlyArray<GenerationApp> = [videoMixerApp, avatarCreatorApp]
+export const generationApps: ReadonlyArray<GenerationApp> = [videoMixerApp, avatarCreatorApp, loopingFlowApp]
 
 /**
  * Everything the process runs for its ROLE: the HTTP API with the probes, and (unless ROLE=api) the
@@ -68,6 +70,7 @@ export const makeAppLive = (options: AppOptions = {}) =>
         Layer.provide(Layer.mergeAll(Health.Default, RateLimitGuard.Default, AccountsLive)),
         Layer.provideMerge(VideoMixer.Default),
         Layer.provideMerge(AvatarCreator.Default),
+        Layer.provideMerge(LoopingFlow.Default),
         Layer.provideMerge(Generations.Default),
         Layer.provideMerge(GenerationEventHubLive),
         Layer.provideMerge(Uploads.Default),

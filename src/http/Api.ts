@@ -8,6 +8,7 @@ import { PaymentsApi } from "./payments/PaymentsApi.js"
 import { UploadsApi } from "./uploads/UploadsApi.js"
 import { VideoMixerApi } from "./videoMixer/VideoMixerApi.js"
 import { AvatarCreatorApi, AvatarPresetsApi } from "./avatarCreator/AvatarCreatorApi.js"
+import { LoopingFlowApi } from "./loopingFlow/LoopingFlowApi.js"
 
 /** The whole HTTP contract; OpenAPI 3.1 at /openapi.json and Swagger UI at /docs are generated from it. */
 export class Api extends HttpApi.make("lumiku")
@@ -21,5 +22,6 @@ export class Api extends HttpApi.make("lumiku")
   .add(VideoMixerApi)
   .add(AvatarCreatorApi)
   .add(AvatarPresetsApi)
+  .add(LoopingFlowApi)
   .annotate(OpenApi.Title, "Lumiku API")
   .annotate(OpenApi.Description, "Every error answers { success: false, error, message, code, requestId }.") {}

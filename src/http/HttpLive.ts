@@ -11,6 +11,7 @@ import { PlatformHttpLive } from "./platform/index.js"
 import { UploadsHttpLive } from "./uploads/index.js"
 import { VideoMixerHttpLive } from "./videoMixer/index.js"
 import { AvatarCreatorHttpLive } from "./avatarCreator/index.js"
+import { LoopingFlowHttpLive } from "./loopingFlow/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
 import { bodyLimitFor } from "./platform/bodyLimit.js"
 import { cors } from "./platform/middleware/cors.js"
@@ -34,7 +35,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
     PaymentsHttpLive,
     UploadsHttpLive,
     VideoMixerHttpLive,
-    AvatarCreatorHttpLive
+    AvatarCreatorHttpLive,
+    LoopingFlowHttpLive
   ))
 )
 

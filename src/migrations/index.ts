@@ -10,6 +10,7 @@ import payments from "./0007_payments.js"
 import uploads from "./0008_uploads.js"
 import videoMixer from "./0009_video_mixer.js"
 import avatarCreator from "./0010_avatar_creator.js"
+import loopingFlow from "./0011_looping_flow.js"
 
 /**
  * Every schema migration, in order. Ids are permanent: add new ones at the end, never edit one that
@@ -25,5 +26,6 @@ export const migrations: Record<string, Effect.Effect<unknown, unknown, SqlClien
   "0007_payments": payments,
   "0008_uploads": uploads,
   "0009_video_mixer": videoMixer,
-  "0010_avatar_creator": avatarCreator
+  "0010_avatar_creator": avatarCreator,
+  "0011_looping_flow": loopingFlow
 }

@@ -1,6 +1,7 @@
 import type { AnyJobDefinition } from "../services/jobs/JobDefinition.js"
 import type { AnyJobHandler } from "./jobs/runtime.js"
 import { avatarGenerationHandler } from "./avatarCreator/avatarGeneration.js"
+import { loopingFlowHandler } from "./loopingFlow/loopingHandler.js"
 import { paymentMaintenanceHandler } from "./payments/maintenance.js"
 import { videoMixerHandler } from "./videoMixer/videoMixerHandler.js"
 
@@ -10,7 +11,8 @@ import { videoMixerHandler } from "./videoMixer/videoMixerHandler.js"
 export const jobHandlers: ReadonlyArray<AnyJobHandler> = [
   paymentMaintenanceHandler,
   videoMixerHandler,
-  avatarGenerationHandler
+  avatarGenerationHandler,
+  loopingFlowHandler
 ]
 
 export const jobDefinitions = (handlers: ReadonlyArray<AnyJobHandler>): ReadonlyArray<AnyJobDefinition> =>
