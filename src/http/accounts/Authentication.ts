@@ -42,7 +42,7 @@ export const AuthenticationLive = Layer.effect(
         return Effect.flatMap(mirror.check(claims, general, limitKey), (found) => {
           switch (found._tag) {
             case "Hit":
-              return Effect.as(guard.apply(found.decision), found.user)
+              return Effect.as(guard.apply(found.decision, "general"), found.user)
             case "Miss":
               return fromPostgres(claims, limitKey, found.generation)
             case "Unusable":

@@ -5,6 +5,7 @@ import { AppConfig } from "../../services/platform/AppConfig.js"
 import { type RateLimitDecision, RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
 import { type PolicyName, rateLimitPolicies, type StoreFailureMode } from "../../services/platform/rateLimitPolicies.js"
 import { RateLimited, ServiceUnavailable } from "./ApiError.js"
+import { countRateLimitRejection } from "../../services/platform/metrics.js"
 import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
 import { rateLimitHeaders, retryAfterSeconds } from "./rateLimitHeaders.js"
 
@@ -41,11 +42,12 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
       return found
     }
 
-    /** Answers a decision already taken: the RateLimit-* headers on the response, 429 when over. */
-    const apply = (decision: RateLimitDecision): Effect.Effect<void, RateLimited> => {
+    /** Answers a decision of `policy` already taken: the RateLimit-* headers on the response, 429 (counted) when over. */
+    const apply = (decision: RateLimitDecision, policy: PolicyName): Effect.Effect<void, RateLimited> => {
       const headers = rateLimitHeaders(decision)
       const withHeaders = HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
       if (decision.allowed) return withHeaders
+      countRateLimitRejection(policy)
       return Effect.zipRight(
         withHeaders,
         new RateLimited({
@@ -79,7 +81,7 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
         }
       }
       const decision = shared._tag === "Right" ? shared.right : yield* local.consume(limits, key)
-      return yield* apply(decision)
+      return yield* apply(decision, name)
     })
 
     return { clientAddress, enforce, policy, apply }

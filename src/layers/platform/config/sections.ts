@@ -13,6 +13,7 @@ import { rateLimitsSection } from "./rateLimits.js"
 import { redisSection } from "./redis.js"
 import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
+import { telemetrySection } from "./telemetry.js"
 import { websocketSection } from "./websocket.js"
 import { uploadsSection } from "./uploads.js"
 
@@ -37,5 +38,6 @@ export const sections = {
   health: healthSection,
   jobs: jobsSection,
   admin: adminSection,
-  websocket: websocketSection
+  websocket: websocketSection,
+  telemetry: telemetrySection
 } as const
