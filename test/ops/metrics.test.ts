@@ -6,7 +6,8 @@ import { JobPermanent } from "../../src/services/jobs/JobError.js"
 import { JobQueues } from "../../src/services/jobs/JobQueues.js"
 import type { AnyJobHandler } from "../../src/workers/jobs/runtime.js"
 import { bearer, call, freshEmail } from "../support/api.js"
-import { testEnv } from "../support/env.js"
+import { productionEnv, testEnv } from "../support/env.js"
+import { appConfigFrom } from "../../src/layers/platform/AppConfigLive.js"
 import { type InProcessApp, startApp, waitUntil } from "../support/inProcessApp.js"
 import { parseScrape, type Scrape } from "../support/prometheus.js"
 
@@ -119,5 +120,18 @@ describe("GET /metrics on METRICS_PORT", () => {
     expect(await other.json()).toMatchObject({ success: false, code: "NOT_FOUND" })
     await app.close()
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow()
+  })
+})
+
+describe("metrics access in production", () => {
+  const problems = (env: Record<string, string>) =>
+    Effect.runPromise(Effect.match(appConfigFrom(env), { onSuccess: () => [] as ReadonlyArray<string>, onFailure: (e) => e.problems }))
+  const { METRICS_TOKEN: _token, ...withoutToken } = productionEnv
+
+  it("refuses a public /metrics on the main port; accepts a token, or its own port", async () => {
+    expect(await problems(withoutToken)).toEqual(["METRICS_TOKEN is required in production while /metrics is served on PORT (or set METRICS_PORT)"])
+    expect(await problems({ ...withoutToken, METRICS_TOKEN: "short" })).toEqual(["METRICS_TOKEN must be at least 32 characters in production"])
+    expect(await problems(productionEnv)).toEqual([])
+    expect(await problems({ ...withoutToken, METRICS_PORT: "9464" })).toEqual([])
   })
 })
