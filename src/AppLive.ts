@@ -1,7 +1,6 @@
 import { NodeContext } from "@effect/platform-node"
 import { Effect, FiberRef, Layer } from "effect"
 import { AppConfig } from "./services/platform/AppConfig.js"
-import { TRACING_ENABLED } from "./services/platform/tracing.js"
 import { RateLimitGuard } from "./http/platform/RateLimitGuard.js"
 import { Accounts } from "./services/accounts/Accounts.js"
 import { Health } from "./services/platform/Health.js"
@@ -22,6 +21,9 @@ import { UserRepositoryLive } from "./layers/accounts/UserRepositoryLive.js"
 import { RateLimiterRedis } from "./layers/platform/RateLimiterRedis.js"
 import { RedisLive } from "./layers/platform/RedisLive.js"
 import { StorageLocalLive } from "./layers/platform/StorageLocalLive.js"
+import { MetricsPrometheusLive } from "./layers/platform/MetricsPrometheusLive.js"
+import { makeTracingLive } from "./layers/platform/TracingLive.js"
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Payments } from "./services/payments/Payments.js"
 import { Uploads } from "./services/uploads/Uploads.js"
 import { VideoMixer } from "./services/videoMixer/VideoMixer.js"
@@ -51,6 +53,8 @@ export interface AppOptions extends HttpOptions {
   readonly jobHandlers?: ReadonlyArray<AnyJobHandler>
   /** The apps `GET /api/apps` lists and generations run for; `generationApps` by default (tests bring a fixture app). */
   readonly apps?: ReadonlyArray<GenerationApp>
+  /** Where spans go instead of OTEL_EXPORTER_OTLP_ENDPOINT's collector (tests: an in-memory exporter); turns tracing on. */
+  readonly spanProcessor?: SpanProcessor
 }
 
 /** Every app this deployment offers: each adds itself here (its job handler goes in workers/registry.ts). */
@@ -80,10 +84,14 @@ export const makeAppLive = (options: AppOptions = {}) =>
         Layer.provideMerge(HuggingFaceImageGeneratorLive),
         Layer.provideMerge(SessionMirrorRedis),
         Layer.provideMerge(RateLimiterRedis),
+        Layer.provideMerge(MetricsPrometheusLive),
         Layer.provideMerge(makeJobQueuesLive(jobDefinitions(handlers))),
         Layer.provideMerge(InfraLive),
-        // Every fiber the app starts (requests, workers) inherits this from the build.
-        Layer.locally(FiberRef.currentTracerEnabled, TRACING_ENABLED)
+        // The tracer under everything, so Postgres, Redis, requests and jobs all record into it.
+        Layer.provide(makeTracingLive(options.spanProcessor)),
+        // Every fiber the app starts (requests, workers) inherits this from the build: spans are
+        // made only while something exports them (services/platform/tracing.ts).
+        Layer.locally(FiberRef.currentTracerEnabled, config.telemetry.tracing || options.spanProcessor !== undefined)
       )
     })
   )

@@ -1,5 +1,5 @@
 import { FileSystem, HttpApiBuilder, HttpApiSwagger, HttpIncomingMessage, HttpMiddleware } from "@effect/platform"
-import { Effect, Layer, Option } from "effect"
+import { Effect, FiberRef, Layer, Option } from "effect"
 import { AccountsHttpLive } from "./accounts/index.js"
 import { Api } from "./Api.js"
 import { CreditsHttpLive, creditsLeanRoutes } from "./credits/index.js"
@@ -17,9 +17,10 @@ import { bodyLimitFor } from "./platform/bodyLimit.js"
 import { cors } from "./platform/middleware/cors.js"
 import { crossSite } from "./platform/middleware/crossSite.js"
 import { errorEnvelope } from "./platform/middleware/errorEnvelope.js"
-import { requestLog } from "./platform/middleware/requestLog.js"
+import { makeRequestLog } from "./platform/middleware/requestLog.js"
+import { makeRouteTemplates } from "./platform/routeTemplates.js"
+import { makeMetricsServerLive, MetricsRouteLive } from "./platform/metricsRoute.js"
 import { AppConfig } from "../services/platform/AppConfig.js"
-import { TRACING_ENABLED } from "../services/platform/tracing.js"
 import type { AppServices } from "../services/jobs/JobDefinition.js"
 import { HttpDrainLive, makeHttpServerLive } from "./platform/HttpServerLive.js"
 import { LeanRoutes } from "./platform/leanRoutes.js"
@@ -55,6 +56,15 @@ export interface HttpOptions {
 
 const jsonRoutes = makeJsonRoutes(Api)
 
+/** Route templates of the metrics' labels: the contract's, and the routes served beside it. */
+const routeTemplates = makeRouteTemplates(Api, [
+  ["GET", "/docs"],
+  ["GET", "/docs/*"],
+  ["GET", "/openapi.json"],
+  ["GET", "/api/ws"],
+  ["GET", "/metrics"]
+])
+
 /**
  * The request path, from the socket inwards (the README's "Request path" repeats this list):
  * 1. Node server (platform/HttpServerLive.ts): request id, in-flight tracking for the drain, 413 for
@@ -73,15 +83,18 @@ const jsonRoutes = makeJsonRoutes(Api)
  * `HttpApiBuilder.middleware` layers wrap in reverse order of provision: the last provided is outermost.
  */
 const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => {
+  Effect.map(Effect.zip(AppConfig, FiberRef.get(FiberRef.currentTracerEnabled)), ([config, tracing]) => {
     const limit = config.http.bodyLimitBytes
     // upload routes read their multipart body with their own limits (http/uploads), counted while it streams
     const limitFor = bodyLimitFor({ general: limit, uploads: config.uploads.requestLimitBytes })
-    return HttpApiBuilder.serve(requestLog).pipe(
+    return HttpApiBuilder.serve(makeRequestLog(routeTemplates)).pipe(
       // Probes are hit constantly and need no trace; the span (URL parse, header copies) was a
-      // measurable share of their cost. No span at all while nothing exports them (tracing.ts).
-      HttpMiddleware.withTracerDisabledWhen((request) => !TRACING_ENABLED || request.url.startsWith("/health/")),
+      // measurable share of their cost. No span at all while nothing exports them (tracing.ts:
+      // AppLive turns span-making on for the build only when an exporter is configured).
+      HttpMiddleware.withTracerDisabledWhen((request) => !tracing || request.url.startsWith("/health/") || request.url === "/metrics"),
       Layer.provide(extraRoutes),
+      // /metrics here unless it has its own listener (METRICS_PORT, below).
+      Layer.provide(Option.isNone(config.telemetry.metricsPort) ? MetricsRouteLive : Layer.empty),
       Layer.provide(GenerationEventsSocketLive),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
@@ -103,9 +116,12 @@ const makeServeLive = (extraRoutes: ExtraRoutes) => Layer.unwrapEffect(
  * Release runs the other way: drain (delay, stop accepting, in-flight), detach, close.
  */
 export const makeHttpLive = (options: HttpOptions = {}) =>
-  HttpDrainLive.pipe(
-    Layer.provide(makeServeLive(options.extraRoutes ?? Layer.empty)),
-    Layer.provideMerge(makeHttpServerLive(options.listen).pipe(Layer.provide(options.leanRoutes === false ? Layer.empty : LeanRoutesLive)))
-  )
+  Layer.unwrapEffect(Effect.map(AppConfig, (config) =>
+    HttpDrainLive.pipe(
+      Layer.provide(makeServeLive(options.extraRoutes ?? Layer.empty)),
+      Layer.provideMerge(makeHttpServerLive(options.listen).pipe(Layer.provide(options.leanRoutes === false ? Layer.empty : LeanRoutesLive))),
+      // /metrics' own listener (METRICS_PORT; none otherwise): built before the API's server, released after its drain.
+      Layer.provideMerge(Option.match(config.telemetry.metricsPort, { onNone: () => Layer.empty, onSome: makeMetricsServerLive }))
+    )))
 
 export const HttpLive = makeHttpLive()

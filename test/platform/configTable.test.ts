@@ -56,7 +56,7 @@ describe("the README's configuration table", () => {
 
   it("marks every secret and never shows a secret's value, not even a built-in one", () => {
     const secrets = docs.filter((d) => d.secret).map((d) => d.name)
-    expect(secrets.sort()).toEqual(["ADMIN_TOKEN", "DATABASE_URL", "DUITKU_API_KEY", "DUITKU_MERCHANT_CODE", "HF_TOKEN", "JWT_SECRET", "REDIS_PASSWORD"])
+    expect(secrets.sort()).toEqual(["ADMIN_TOKEN", "DATABASE_URL", "DUITKU_API_KEY", "DUITKU_MERCHANT_CODE", "HF_TOKEN", "JWT_SECRET", "METRICS_TOKEN", "REDIS_PASSWORD"])
     for (const name of secrets) expect(generated).toMatch(new RegExp(`^\\| \`${name}\` \\(secret\\) \\|`, "m"))
     expect(generated).not.toContain("postgres://postgres@127.0.0.1:5432/lumiku")
 

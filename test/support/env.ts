@@ -26,5 +26,6 @@ export const productionEnv: Readonly<Record<string, string>> = {
   DUITKU_CALLBACK_URL: "https://api.lumiku.com/api/payment/duitku/callback",
   DUITKU_RETURN_URL: "https://app.lumiku.com/credits",
   CORS_ORIGIN: "https://app.lumiku.com,https://*.lumiku.com",
-  REDIS_PASSWORD: "r3d1s-pw-Xk29qLm"
+  REDIS_PASSWORD: "r3d1s-pw-Xk29qLm",
+  METRICS_TOKEN: "m7Qp2Wx9Lr4Tz8Kc1Vb6Nh3Jd5Gf0Sa2"
 }

@@ -65,7 +65,7 @@ export const AuthenticationLive = Layer.effect(
     const guard = yield* RateLimitGuard
     const authenticate = yield* makeAuthenticate
     const missing = Effect.fail(missingToken)
-    const answer = ({ decision, user }: Authenticated) => Effect.as(guard.apply(decision), user)
+    const answer = ({ decision, user }: Authenticated) => Effect.as(guard.apply(decision, "general"), user)
     return Authentication.of({
       bearer: (token) =>
         Effect.flatMap(bearerToken(token), Option.match({ onNone: () => missing, onSome: (t) => Effect.flatMap(authenticate(t), answer) }))

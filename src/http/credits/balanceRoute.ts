@@ -23,7 +23,7 @@ export const balanceRoute = Effect.gen(function*() {
   const answer = (token: string, requestId: string): Effect.Effect<LeanAnswer, unknown> =>
     Effect.flatMap(authenticate(token), ({ decision, user }) => {
       const headers = rateLimitHeaders(decision)
-      if (!decision.allowed) return failureAnswer(Cause.fail(guard.refusal(decision)), requestId, headers)
+      if (!decision.allowed) return failureAnswer(Cause.fail(guard.refusal(decision, "general")), requestId, headers)
       return ledger.balance(user.id).pipe(
         Effect.map((balance): LeanAnswer => ({ status: 200, headers, body: `{"success":true,"data":{"balance":${balance}}}` })),
         // A database failure answers 500 and is logged, as the HttpApi handler's defect (orDie) is.

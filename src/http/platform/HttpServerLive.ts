@@ -15,6 +15,10 @@ import { AppConfig } from "../../services/platform/AppConfig.js"
 import { Health, type ReadinessReport } from "../../services/platform/Health.js"
 import { Lifecycle, releaseBudget } from "../../services/platform/Lifecycle.js"
 import { readinessAnswer } from "./readinessAnswer.js"
+import { recordRequest } from "../../services/platform/metrics.js"
+
+/** The route label of requests Node could not parse (no method or path to speak of). */
+const UNPARSED_ROUTE = "unparsed"
 
 /** What the drain needs to see of the Node server: its in-flight responses and the server itself. */
 export interface HttpConnectionsShape {
@@ -267,12 +271,18 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
         probes,
         leanRoutes: Option.getOrElse(leanRoutes, () => []),
         cors: config.cors.policy,
-        onAnswered: ({ durationMs, method, requestId, route, status }) => accessLog(method, route, status, durationMs, requestId),
+        onAnswered: ({ durationMs, method, requestId, route, status }) => {
+          // Answered at the Node level: the route is already a template (a probe's or a lean route's path).
+          recordRequest(method, route, status, durationMs)
+          accessLog(method, route, status, durationMs, requestId)
+        },
         bodyLimitFor: bodyLimitFor({ general: config.http.bodyLimitBytes, uploads: config.uploads.requestLimitBytes }),
-        onClientError: ({ requestId, ...details }) =>
+        onClientError: ({ requestId, ...details }) => {
+          recordRequest("-", UNPARSED_ROUTE, details.status, 0)
           Runtime.runFork(runtime)(
             Effect.logInfo("request", details).pipe(Effect.annotateLogs("requestId", requestId))
           )
+        },
       })
       return Layer.mergeAll(
         NodeHttpServer.layer(() => server, {

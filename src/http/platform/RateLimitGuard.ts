@@ -5,6 +5,7 @@ import { AppConfig } from "../../services/platform/AppConfig.js"
 import { type RateLimitDecision, RateLimiter, type RateLimitPolicy, rateLimitStoreFailures } from "../../services/platform/RateLimiter.js"
 import { type PolicyName, rateLimitPolicies, type StoreFailureMode } from "../../services/platform/rateLimitPolicies.js"
 import { RateLimited, ServiceUnavailable } from "./ApiError.js"
+import { countRateLimitRejection } from "../../services/platform/metrics.js"
 import { makeClientAddressResolver } from "../../services/platform/clientAddress.js"
 import { rateLimitHeaders, retryAfterSeconds } from "./rateLimitHeaders.js"
 
@@ -41,16 +42,18 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
       return found
     }
 
-    /** The 429 of a decision that is over its limit. */
-    const refusal = (decision: RateLimitDecision) =>
-      new RateLimited({ message: "Too many requests; try again later", retryAfter: retryAfterSeconds(decision), limit: decision.limit })
+    /** The 429 of a decision of `policy` that is over its limit, counted as a rejection when it is made (as it is answered). */
+    const refusal = (decision: RateLimitDecision, policy: PolicyName) => {
+      countRateLimitRejection(policy)
+      return new RateLimited({ message: "Too many requests; try again later", retryAfter: retryAfterSeconds(decision), limit: decision.limit })
+    }
 
-    /** Answers a decision already taken: the RateLimit-* headers on the response, 429 when over. */
-    const apply = (decision: RateLimitDecision): Effect.Effect<void, RateLimited> => {
+    /** Answers a decision of `policy` already taken: the RateLimit-* headers on the response, 429 (counted) when over. */
+    const apply = (decision: RateLimitDecision, policy: PolicyName): Effect.Effect<void, RateLimited> => {
       const headers = rateLimitHeaders(decision)
       const withHeaders = HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeaders(response, headers)))
       if (decision.allowed) return withHeaders
-      return Effect.zipRight(withHeaders, refusal(decision))
+      return Effect.zipRight(withHeaders, Effect.suspend(() => Effect.fail(refusal(decision, policy))))
     }
 
     /**
@@ -79,7 +82,7 @@ export class RateLimitGuard extends Effect.Service<RateLimitGuard>()("app/RateLi
 
     /** Decides and answers: the RateLimit-* headers on the response, 429 when over. */
     const enforce = (name: PolicyName, key: string, onStoreFailure?: StoreFailureMode) =>
-      Effect.flatMap(decide(name, key, onStoreFailure), apply)
+      Effect.flatMap(decide(name, key, onStoreFailure), (decision) => apply(decision, name))
 
     return { clientAddress, enforce, decide, policy, apply, refusal }
   })

@@ -1,3 +1,4 @@
+import { currentTraceparent } from "../../services/platform/tracing.js"
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Queue } from "bullmq"
@@ -273,8 +274,12 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
           // connection still connecting): it is repeated after the add. Either way every caller compares with the
           // payload of whichever caller created the job.
           const key = main.toKey(jobId)
+          // The request's trace continues in the job (workers/jobs/runtime.ts): in BullMQ's own
+          // propagation field, outside the payload the conflict check compares.
+          const traceparent = yield* currentTraceparent
+          const jobOptions = traceparent === undefined ? { ...options, jobId } : { ...options, jobId, telemetry: { metadata: traceparent } }
           const stored = yield* call(definition.queue, async () => {
-            const adding = main.add(definition.queue, encoded, { ...options, jobId })
+            const adding = main.add(definition.queue, encoded, jobOptions)
             await addWritten()
             // Not ready yet (BullMQ waits for that, a fail-fast connection does not): read again after.
             const early = connection.hget(key, "data").catch(() => null)

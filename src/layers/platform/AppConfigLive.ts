@@ -60,6 +60,13 @@ const productionProblems = (v: PartialValues): Array<string> => {
   }
   const admin = v.admin.token === undefined ? undefined : secretText(v.admin.token)
   if (admin !== undefined && admin.length < 32) problems.push("ADMIN_TOKEN must be at least 32 characters in production")
+  if (v.telemetry.metricsToken !== undefined && v.telemetry.metricsPort !== undefined) {
+    const token = secretText(v.telemetry.metricsToken)
+    if (token === undefined && Option.isNone(v.telemetry.metricsPort)) {
+      problems.push("METRICS_TOKEN is required in production while /metrics is served on PORT (or set METRICS_PORT)")
+    }
+    if (token !== undefined && token.length < 32) problems.push("METRICS_TOKEN must be at least 32 characters in production")
+  }
   return problems
 }
 
@@ -99,7 +106,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
   const rateLimits = sections.rateLimits.build(v.rateLimits, context)
   const secretValues = [
     Redacted.value(auth.jwtSecret),
-    ...[v.redis.password, v.duitku.apiKey, v.duitku.merchantCode, v.admin.token, v.images.token].flatMap((secret) =>
+    ...[v.redis.password, v.duitku.apiKey, v.duitku.merchantCode, v.admin.token, v.images.token, v.telemetry.metricsToken].flatMap((secret) =>
       Option.toArray(Option.map(secret, Redacted.value))
     ),
     databasePassword(Redacted.value(v.database.url))
@@ -126,6 +133,7 @@ export const loadAppConfig: Effect.Effect<AppConfigShape, InvalidConfig> = Effec
     websocket: sections.websocket.build(v.websocket, context),
     videoMixer: sections.videoMixer.build(v.videoMixer, context),
     images: sections.images.build(v.images, context),
+    telemetry: sections.telemetry.build(v.telemetry, context),
     secretValues
   } satisfies AppConfigShape
 })

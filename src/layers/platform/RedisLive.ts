@@ -1,4 +1,4 @@
-import { Duration, Effect, Layer, Option, Redacted, Runtime } from "effect"
+import { Duration, Effect, FiberRef, Layer, Option, Redacted, Runtime } from "effect"
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { AppConfig, type AppConfigShape } from "../../services/platform/AppConfig.js"
 import { errorCodeOf } from "../../services/platform/errorCode.js"
@@ -95,8 +95,14 @@ export const RedisLive = Layer.scoped(
       Effect.timeout(Duration.seconds(3)),
       Effect.catchAll(() => Effect.logWarning("redis is not reachable yet; continuing, it keeps reconnecting"))
     )
-    const use = <A>(op: string, f: (c: IORedis) => Promise<A>) =>
+    // A client span per call only while spans are made (an exporter is configured): the flag is
+    // read once, so the request path pays nothing when tracing is off.
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+    const untracedUse = <A>(op: string, f: (c: IORedis) => Promise<A>) =>
       Effect.tryPromise({ try: () => f(client), catch: (cause) => new RedisError({ op, cause }) })
+    const use: typeof untracedUse = tracing
+      ? (op, f) => Effect.withSpan(untracedUse(op, f), `redis ${op}`, { kind: "client", attributes: { "db.system": "redis", "db.operation.name": op } })
+      : untracedUse
     const ping = Effect.suspend(() => {
       const start = performance.now()
       return use("ping", (c) => c.ping()).pipe(Effect.map(() => performance.now() - start))

@@ -1,6 +1,7 @@
 import { SqlClient, SqlError } from "@effect/sql"
 import { Effect, Metric, Option, Schedule, Schema } from "effect"
 import { sqlStateOf } from "../platform/errorCode.js"
+import { countedAs } from "./metrics.js"
 import {
   ChargeNotFound,
   IdempotencyKeyReused,
@@ -265,7 +266,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           return yield* new InsufficientCredits({ message: "Insufficient credits", required: charge, current: now.user.balance })
         })
       )
-    })
+    }, countedAs("debit"))
 
     const credit = Effect.fn("Ledger.credit")(function*(params: CreditParams) {
       yield* checkAmount(params.amount)
@@ -294,7 +295,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           return yield* new InvalidAmount({ amount: params.amount, reason: "the balance would exceed the largest safe integer" })
         })
       )
-    })
+    }, countedAs("credit"))
 
     /** The refund already made for `chargeKey`, or the charge to refund (with its amount), or why not. */
     const refundable = (chargeKey: string, key: string) =>
@@ -344,7 +345,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           return now.prior !== undefined ? now.prior : yield* Effect.fail(written.error)
         })
       )
-    })
+    }, countedAs("refund"))
 
     // Read on every balance request: untraced, since Effect.fn captures a stack trace per call even
     // while no span is exported (see platform/tracing.ts).

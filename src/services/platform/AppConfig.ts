@@ -149,6 +149,17 @@ export interface AppConfigShape {
     readonly timeout: Duration.Duration
     readonly negativePrompt: string
   }
+  readonly telemetry: {
+    /** Serve /metrics on its own listener on this port instead of PORT. */
+    readonly metricsPort: Option.Option<number>
+    /** Bearer token /metrics requires, when set. */
+    readonly metricsToken: Option.Option<Redacted.Redacted<string>>
+    /** OTLP/HTTP collector base URL; spans are made only when it is set. */
+    readonly otlpEndpoint: Option.Option<string>
+    readonly serviceName: string
+    /** Whether spans are made at all (an exporter is configured). */
+    readonly tracing: boolean
+  }
   /** Every secret value of this configuration, for log redaction. */
   readonly secretValues: ReadonlyArray<string>
 }

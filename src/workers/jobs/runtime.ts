@@ -1,14 +1,16 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq"
-import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Option, Schedule, Schema, Scope } from "effect"
+import { Cause, Duration, Effect, Either, Exit, type Fiber, FiberId, FiberSet, Layer, Metric, Option, Schedule, Schema, Scope } from "effect"
 import { bullPrefix, classFailuresKey, progressChannel } from "../../services/jobs/queueNames.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { type DeadLetter, JobQueues } from "../../services/jobs/JobQueues.js"
 import { classify } from "../../services/jobs/classify.js"
+import { jobsDeadLettered, recordJobRun } from "../../services/jobs/metrics.js"
 import type { AppServices, JobDefinition } from "../../services/jobs/JobDefinition.js"
 import { type JobClass, type JobError, jobClassOf, JobPermanent, JobTimeout, JobTransient } from "../../services/jobs/JobError.js"
 import { decide, type RetryDecision } from "../../services/jobs/retryPolicy.js"
 import { awaitWithin, Lifecycle, releaseBudget, releaseStage } from "../../services/platform/Lifecycle.js"
 import { Redis } from "../../services/platform/Redis.js"
+import { parentFromTraceparent } from "../../services/platform/tracing.js"
 
 export interface JobContext {
   readonly jobId: string
@@ -187,6 +189,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
       const terminal = (letter: DeadLetter) =>
         Effect.gen(function*() {
           yield* durably("recording the dead letter", queues.deadLetters.record(letter, { compensate: handler.compensate !== undefined }))
+          yield* Metric.increment(Metric.tagged(Metric.tagged(jobsDeadLettered, "queue", queue), "error_class", letter.jobClass))
           yield* Effect.logError("job failed for good; dead-lettered", {
             jobClass: letter.jobClass,
             reason: letter.reason,
@@ -281,6 +284,21 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         }
       }
 
+      /**
+       * A job enqueued inside a recorded trace continues it: the handler runs in a span whose parent
+       * is the enqueuing span (its traceparent in the job's options). Other jobs get no span at all.
+       */
+      const traced = <A, E, R2>(job: Job, effect: Effect.Effect<A, E, R2>): Effect.Effect<A, E, R2> =>
+        Option.match(parentFromTraceparent(job.opts.telemetry?.metadata), {
+          onNone: () => effect,
+          onSome: (parent) =>
+            Effect.withSpan(effect, `job ${queue}`, {
+              parent,
+              kind: "consumer",
+              attributes: { "messaging.system": "bullmq", "messaging.destination.name": queue, "messaging.message.id": job.id ?? "" }
+            })
+        })
+
       /** Runs the failure path in its own fiber and turns its outcome into what BullMQ expects. */
       const settle = async (job: Job, outcome: Effect.Effect<Outcome, never, R | AppConfig>): Promise<unknown> => {
         const exit = await awaitExit(runFork(Effect.annotateLogs(outcome, "jobId", job.id ?? "")))
@@ -317,7 +335,8 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         }
         const payload = decoded.right
         let timedOut = false
-        const fiber = runFork(Effect.annotateLogs(handler.run(payload, contextOf(job, payload)), "jobId", job.id ?? ""))
+        const started = performance.now()
+        const fiber = runFork(Effect.annotateLogs(traced(job, handler.run(payload, contextOf(job, payload))), "jobId", job.id ?? ""))
         const timer = setTimeout(() => {
           timedOut = true
           fiber.unsafeInterruptAsFork(FiberId.none)
@@ -325,6 +344,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
         const exit = await awaitExit(fiber)
         clearTimeout(timer)
         if (Exit.isSuccess(exit)) {
+          recordJobRun(queue, "completed", "none", performance.now() - started)
           // A job that failed before: its failure counts are no longer needed (best effort; they expire).
           if (job.attemptsStarted > 1) void redis.client.del(classFailuresKey(queue, job.id!)).catch(() => undefined)
           return exit.value
@@ -340,6 +360,7 @@ export const makeJobWorker = <P, I, R>(handler: JobHandler<P, I, R>) =>
           ? new JobTimeout({ budget })
           // Interrupted by neither its budget nor the shutdown (its own code, say): a failure like any other.
           : new JobTransient({ reason: "the handler was interrupted" })
+        recordJobRun(queue, "failed", jobClassOf(error), performance.now() - started)
         return settle(job, onFailure(job, token, error))
       }
 

@@ -3,6 +3,8 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Context, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, List, LogLevel, type Runtime } from "effect"
 import { wasRefusedForSize } from "../bodyLimit.js"
 import { requestIdOf } from "../requestContext.js"
+import { type RouteTemplateOf, UNMATCHED_ROUTE } from "../routeTemplates.js"
+import { recordRequest } from "../../../services/platform/metrics.js"
 
 /**
  * The status of a request that did not end with the handler's answer: what the platform answers
@@ -41,24 +43,33 @@ const accessLineSince = (method: string, route: string, start: number, status: n
 
 /**
  * Outermost middleware: annotates every log line below with the request id (assigned by the
- * HTTP server, see HttpServerLive) and writes one access log line per request. Everything inside
- * the HttpApi already answers in the error shape (see errorEnvelope), so a failure reaching this
- * level is a client that went away (499), an interrupted request (503) or a 500.
+ * HTTP server, see HttpServerLive) and writes one access log line per request, and its one
+ * observation of the request-duration histogram (labelled with the route template `templateOf`
+ * gives, not the raw path). Everything inside the HttpApi already answers in the error shape (see
+ * errorEnvelope), so a failure reaching this level is a client that went away (499), an
+ * interrupted request (503) or a 500.
  */
-export const requestLog = (app: HttpApp.Default): HttpApp.Default =>
+export const makeRequestLog = (templateOf: RouteTemplateOf) => (app: HttpApp.Default): HttpApp.Default =>
   Effect.withFiberRuntime((fiber) => {
     const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
     const start = performance.now()
     const queryAt = request.url.indexOf("?")
     const route = queryAt === -1 ? request.url : request.url.slice(0, queryAt)
+    const answered = (status: number) => {
+      recordRequest(request.method, templateOf(request.method, route), status, performance.now() - start)
+      return accessLineSince(request.method, route, start, status)
+    }
     return app.pipe(
       Effect.onExit((exit) => {
         // A body refused at the Node level (see bodyLimit) got 413, whatever the handler did.
-        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return accessLineSince(request.method, route, start, 413)
+        if (wasRefusedForSize(NodeHttpServerRequest.toIncomingMessage(request))) return answered(413)
         return Exit.isSuccess(exit)
-          ? accessLineSince(request.method, route, start, exit.value.status)
-          : Effect.flatMap(failureStatus(exit.cause), (status) => accessLineSince(request.method, route, start, status))
+          ? answered(exit.value.status)
+          : Effect.flatMap(failureStatus(exit.cause), answered)
       }),
       Effect.annotateLogs("requestId", requestIdOf(request.headers))
     )
   })
+
+/** The middleware without route templates (every request labelled "unmatched"), for a server built without the API contract. */
+export const requestLog = makeRequestLog(() => UNMATCHED_ROUTE)

@@ -13,6 +13,7 @@ import { rateLimitsSection } from "./rateLimits.js"
 import { redisSection } from "./redis.js"
 import { shutdownSection } from "./shutdown.js"
 import { storageSection } from "./storage.js"
+import { telemetrySection } from "./telemetry.js"
 import { websocketSection } from "./websocket.js"
 import { uploadsSection } from "./uploads.js"
 import { videoMixerSection } from "./videoMixer.js"
@@ -41,5 +42,6 @@ export const sections = {
   admin: adminSection,
   websocket: websocketSection,
   videoMixer: videoMixerSection,
-  images: imagesSection
+  images: imagesSection,
+  telemetry: telemetrySection
 } as const
