@@ -70,8 +70,8 @@ export type BinarySource = "configured" | "path" | "bundled"
 export const REQUIRED_CAPABILITIES = {
   encoders: ["libx264", "aac"],
   filters: [
-    "scale", "pad", "fps", "setpts", "asetpts", "atempo", "trim", "atrim", "concat", "null", "anull", "split",
-    "reverse", "areverse", "loop", "aloop", "xfade", "acrossfade", "afade", "amix", "volume", "acopy", "anullsrc"
+    "scale", "pad", "setsar", "fps", "format", "split", "setpts", "asetpts", "atempo", "trim", "atrim", "concat",
+    "blend", "reverse", "areverse", "asplit", "aresample", "aformat", "apad", "afade", "amix", "volume", "anullsrc"
   ]
 } as const
 
