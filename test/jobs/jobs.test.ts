@@ -237,17 +237,17 @@ describe("job system operations", () => {
 })
 
 /**
- * The real (npm-bundled) ffmpeg behind a wrapper whose filter list lacks xfade, as any build before 4.3 does:
+ * The real (npm-bundled) ffmpeg behind a wrapper whose filter list lacks blend, one of the filters the apps require:
  * the refusal is exercised on every machine, also where the system ffmpeg is new (CI's Debian ffmpeg).
  */
-const ffmpegWithoutXfade = (dir: string) => {
+const ffmpegWithoutBlend = (dir: string) => {
   const real = (createRequire(import.meta.url)("@ffmpeg-installer/ffmpeg") as { path: string }).path
   const script = path.join(dir, "ffmpeg")
   writeFileSync(script, [
     "#!/bin/sh",
     "for arg in \"$@\"; do",
     "  if [ \"$arg\" = \"-filters\" ]; then",
-    `    \"${real}\" \"$@\" | grep -v ' xfade '`,
+    `    \"${real}\" \"$@\" | grep -v ' blend '`,
     "    exit 0",
     "  fi",
     "done",
@@ -267,13 +267,13 @@ describe("a job needing an ffmpeg capability this build lacks", () => {
       Effect.gen(function*() {
         record(ctx.jobId)
         const ffmpeg = yield* Ffmpeg
-        yield* ffmpeg.require(["xfade", "acrossfade", "libx264"])
+        yield* ffmpeg.require(["blend", "libx264"])
         const out = path.join(yield* ffmpeg.tempDir, "loop.mp4")
         yield* ffmpeg.run(
           (command) =>
             command.input("testsrc=duration=2:size=160x120:rate=25").inputFormat("lavfi")
               .input("testsrc=duration=2:size=160x120:rate=25").inputFormat("lavfi")
-              .complexFilter("[0:v][1:v]xfade=transition=fade:duration=0.5:offset=1.5[v]").outputOptions("-map", "[v]")
+              .complexFilter("[0:v][1:v]blend=all_expr=A*(1-T/2)+B*T/2[v]").outputOptions("-map", "[v]")
               .output(fileArg(out)).videoCodec("libx264"),
           { onStart: (pid) => Effect.sync(() => void rendered.push(pid)) }
         )
@@ -281,7 +281,7 @@ describe("a job needing an ffmpeg capability this build lacks", () => {
     compensate
   }
   beforeAll(async () => {
-    h = await startJobs({ FFMPEG_PATH: ffmpegWithoutXfade(dir), JOB_TRANSIENT_BASE_DELAY: "200" }, [crossfade])
+    h = await startJobs({ FFMPEG_PATH: ffmpegWithoutBlend(dir), JOB_TRANSIENT_BASE_DELAY: "200" }, [crossfade])
   })
   afterAll(async () => {
     await h?.close()
@@ -289,15 +289,15 @@ describe("a job needing an ffmpeg capability this build lacks", () => {
   })
 
   it("startup reports the missing filter; the job is dead-lettered as permanent after one attempt, before ffmpeg runs", async () => {
-    const warning = h.logs().find((l) => String(l["msg"]).includes("lacks xfade"))
-    expect(warning).toMatchObject({ missing: ["xfade"] })
-    await Effect.runPromise(h.queues.enqueue(crossfade.definition, "xfade-1", { n: 1 }))
-    const letter = await eventually(() => Effect.runPromise(Effect.option(h.queues.deadLetters.get("crossfade-loop", "xfade-1"))).then((o) => (o._tag === "Some" ? o.value : undefined)), 10_000, "dead letter")
+    const warning = h.logs().find((l) => String(l["msg"]).includes("lacks blend"))
+    expect(warning).toMatchObject({ missing: ["blend"] })
+    await Effect.runPromise(h.queues.enqueue(crossfade.definition, "blend-1", { n: 1 }))
+    const letter = await eventually(() => Effect.runPromise(Effect.option(h.queues.deadLetters.get("crossfade-loop", "blend-1"))).then((o) => (o._tag === "Some" ? o.value : undefined)), 10_000, "dead letter")
     expect(letter).toMatchObject({ jobClass: "permanent", attemptsMade: 1, lastError: { tag: "JobPermanent" } })
-    expect(letter.lastError.message).toContain("ffmpeg lacks xfade, which the job needs")
-    expect(starts.get("xfade-1")).toHaveLength(1)
+    expect(letter.lastError.message).toContain("ffmpeg lacks blend, which the job needs")
+    expect(starts.get("blend-1")).toHaveLength(1)
     expect(rendered).toEqual([])
     // compensation runs right after the dead letter is written
-    expect(await eventually(async () => compensations.get("xfade-1"), 5_000, "compensation")).toBe(1)
+    expect(await eventually(async () => compensations.get("blend-1"), 5_000, "compensation")).toBe(1)
   }, 20_000)
 })
