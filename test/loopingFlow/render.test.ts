@@ -87,7 +87,10 @@ describe("the looping render (real ffmpeg)", () => {
       for (let i = at; i < at + window; i++) sum += x[i]! * x[i]!
       quietest = Math.min(quietest, Math.sqrt(sum / window))
     }
-    expect(quietest).toBeGreaterThan(peak * 0.5) // a sine's RMS is 0.71 of its peak; a gap would be ~0
+    // A sine's RMS is 0.71 of its peak and a gap would be ~0. Debian's ffmpeg 5.1 AAC leaves one 10 ms
+    // window at a join at 0.49 of the peak (4.1's stays above 0.5): a dip, no gap; the jump check below
+    // bounds any discontinuity.
+    expect(quietest).toBeGreaterThan(peak * 0.35)
     const slope = peak * 2 * Math.PI * ORIGINAL_HZ / 48_000
     let jump = 0
     for (let i = 2048; i < x.length - 2048; i++) jump = Math.max(jump, Math.abs(x[i]! - x[i - 1]!))
