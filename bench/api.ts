@@ -60,7 +60,8 @@ const started: Array<ChildProcess> = []
 const track = (server: Promise<Server>) => server.then((s) => (started.push(s.child), s))
 
 const profile = (name: string) => cpuProf === undefined ? [] : [`--cpu-prof`, `--cpu-prof-dir=${cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
-const startProject = (round: number) => track(start("src/main.ts", projectEnv, profile(`project-${round}`)))
+const projectArgs = (env["BENCH_PROJECT_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "")
+const startProject = (round: number) => track(start("src/main.ts", projectEnv, [...projectArgs, ...profile(`project-${round}`)]))
 const startPeer = (round?: number) =>
   track(start("bench/peer/server.ts", { ...shared, PEER_LIMIT: "1000000" }, round === undefined ? [] : profile(`peer-${round}`)))
 

@@ -263,7 +263,7 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
       return JobQueues.of({
         queueNames: [...queues.keys()],
         // Untraced: the span and its stack capture cost more than the rest of the call.
-        enqueue: Effect.fnUntraced(function*(definition, jobId, payload) {
+        enqueue: Effect.fnUntraced(function*(definition, jobId, payload, enqueueOptions) {
           if (!isValidJobId(jobId)) return yield* new InvalidJobId({ jobId })
           const { main } = yield* Effect.orDie(lookup(definition.queue))
           const encoded = yield* Schema.encode(definition.payload)(payload).pipe(Effect.orDie)
@@ -278,6 +278,10 @@ export const makeJobQueuesLive = (definitions: ReadonlyArray<AnyJobDefinition>) 
           // propagation field, outside the payload the conflict check compares.
           const traceparent = yield* currentTraceparent
           const jobOptions = traceparent === undefined ? { ...options, jobId } : { ...options, jobId, telemetry: { metadata: traceparent } }
+          if (enqueueOptions?.fresh === true) {
+            yield* call(definition.queue, () => main.add(definition.queue, encoded, jobOptions))
+            return { jobId }
+          }
           const stored = yield* call(definition.queue, async () => {
             const adding = main.add(definition.queue, encoded, jobOptions)
             await addWritten()

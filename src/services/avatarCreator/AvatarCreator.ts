@@ -421,9 +421,9 @@ export class AvatarCreator extends Effect.Service<AvatarCreator>()("app/AvatarCr
           completedAt: null
         },
         creditUsed: generation.charged,
-        creditBalance: yield* ledger.balance(userId)
+        creditBalance: generation.balance
       }
-    }, Effect.catchTags({ SqlError: Effect.die, UserNotFound: Effect.die }))
+    }, Effect.catchTags({ SqlError: Effect.die }))
 
     const generation = Effect.fn("AvatarCreator.generation")(function*(userId: string, id: string) {
       if (!UUID.test(id)) return yield* new AvatarGenerationNotFound({ message: "No such generation" })

@@ -1,4 +1,4 @@
-import { SqlClient, SqlError } from "@effect/sql"
+import { SqlClient, SqlError, type Statement } from "@effect/sql"
 import { Effect, Metric, Option, Schedule, Schema } from "effect"
 import { sqlStateOf } from "../platform/errorCode.js"
 import { countedAs } from "./metrics.js"
@@ -82,12 +82,15 @@ export interface HistoryPage {
 export const ENTERPRISE_UNLIMITED = "enterprise_unlimited"
 
 /**
- * What a debit takes from this user: the one place the enterprise exemption is decided, for every
- * app. Their usage is charged 0 (the 0-delta row is still written, so its refund returns 0).
- * Adjustments are an operator's corrections and apply to everyone.
+ * What a debit of `amount` takes from the user row it updates, in SQL over that row's `tags`: the one
+ * place the enterprise exemption is decided, for every app. Their usage is charged 0 (the 0-delta row
+ * is still written, so its refund returns 0). Adjustments are an operator's corrections and apply to
+ * everyone.
  */
-export const chargeAmount = (user: { readonly tags: ReadonlyArray<string> }, amount: number, kind: DebitKind): number =>
-  kind === "usage" && user.tags.includes(ENTERPRISE_UNLIMITED) ? 0 : amount
+const takenBy = (sql: SqlClient.SqlClient, amount: number, kind: DebitKind) =>
+  kind === "usage"
+    ? sql`(CASE WHEN ${ENTERPRISE_UNLIMITED} = ANY(tags) THEN 0 ELSE ${amount}::bigint END)`
+    : sql`${amount}::bigint`
 
 /** Counts transactions re-run after a serialization failure (40001) or a deadlock (40P01). */
 export const serializationRetries = Metric.counter("ledger_serialization_retries", {
@@ -168,6 +171,14 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
             Effect.catchAllDefect((defect) => isRetryable(defect) ? Effect.fail(defect) : Effect.die(defect))
           ))
 
+    /**
+     * Runs `effect` atomically: inside the caller's transaction when there is one (no savepoint, so a
+     * failure fails the caller's transaction with it), else as `transaction` does. For work whose
+     * failure the caller never recovers from inside its transaction, one round trip cheaper a call.
+     */
+    const atomic = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError.SqlError, R> =>
+      Effect.flatMap(inCallerTransaction, (nested) => nested ? effect : transaction(effect))
+
     const entries = <E, R>(rows: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
       Effect.flatMap(rows, (raw) => Effect.orDie(decodeEntries(raw)))
 
@@ -179,28 +190,52 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       )
 
     /**
-     * One change of a balance, as one statement: the conditional update (a debit needs the funds, a
-     * credit must stay a safe integer) and its ledger row. No row comes back when the update refused.
+     * A debit as two CTEs of one statement: `moved`, the conditional update of the balance (it needs
+     * the funds; the exemption is takenBy's), and `charge`, its ledger row. `charge` is empty when the
+     * update refused (too few credits, no such user).
      */
-    const move = (change: {
+    const debitCtes = (change: {
       readonly userId: string
-      readonly delta: number
-      readonly kind: LedgerKind
+      readonly amount: number
+      readonly kind: DebitKind
       readonly reason: string
       readonly reference: string | undefined
       readonly key: string
-      readonly requested: number
+    }) => {
+      const taken = takenBy(sql, change.amount, change.kind)
+      return sql`
+        moved AS (
+          UPDATE users SET balance = balance - ${taken}
+          WHERE id = ${change.userId} AND balance >= ${taken}
+          RETURNING balance, ${taken} AS taken
+        ),
+        charge AS (
+          INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, requested_amount)
+          SELECT ${change.userId}::uuid, -moved.taken, moved.balance, ${change.kind}, ${change.reason},
+                 ${change.reference ?? null}::text, ${change.key}, ${change.amount}::bigint
+          FROM moved
+          RETURNING *
+        )`
+    }
+
+    /** A credit as one statement: the balance must stay a safe integer; no row comes back when it would not. */
+    const creditStatement = (change: {
+      readonly userId: string
+      readonly amount: number
+      readonly kind: CreditKind
+      readonly reason: string
+      readonly reference: string | undefined
+      readonly key: string
     }) =>
       sql`
         WITH moved AS (
-          UPDATE users SET balance = balance + ${change.delta}
-          WHERE id = ${change.userId}
-            AND ${change.delta < 0 ? sql`balance >= ${-change.delta}` : sql`balance <= ${MAX_BALANCE - change.delta}`}
+          UPDATE users SET balance = balance + ${change.amount}
+          WHERE id = ${change.userId} AND balance <= ${MAX_BALANCE - change.amount}
           RETURNING balance
         )
         INSERT INTO credit_ledger (user_id, delta, balance_after, kind, reason, reference, idempotency_key, requested_amount)
-        SELECT ${change.userId}::uuid, ${change.delta}::bigint, moved.balance, ${change.kind}, ${change.reason},
-               ${change.reference ?? null}::text, ${change.key}, ${change.requested}::bigint
+        SELECT ${change.userId}::uuid, ${change.amount}::bigint, moved.balance, ${change.kind}, ${change.reason},
+               ${change.reference ?? null}::text, ${change.key}, ${change.amount}::bigint
         FROM moved
         RETURNING *`
 
@@ -251,11 +286,11 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       const expected = { userId, kind, delta: -params.amount, amount: params.amount, reference: params.reference }
       return yield* attempt((nested) =>
         Effect.gen(function*() {
-          const { user, prior } = yield* findUserAndKey(userId, key)
+          const { prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
-          const charge = chargeAmount(user, params.amount, kind)
           const written = yield* write(
-            move({ userId, delta: -charge, kind, reason: params.reason, reference: params.reference, key, requested: params.amount }),
+            sql`WITH ${debitCtes({ userId, amount: params.amount, kind, reason: params.reason, reference: params.reference, key })}
+                SELECT * FROM charge`,
             nested
           )
           if (written._tag === "Written") return written.entry
@@ -263,7 +298,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           const now = yield* findUserAndKey(userId, key)
           if (now.prior !== undefined) return yield* replay(now.prior, expected)
           if (written._tag === "Duplicate") return yield* Effect.fail(written.error)
-          return yield* new InsufficientCredits({ message: "Insufficient credits", required: charge, current: now.user.balance })
+          return yield* new InsufficientCredits({ message: "Insufficient credits", required: params.amount, current: now.user.balance })
         })
       )
     }, countedAs("debit"))
@@ -277,15 +312,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
           const { prior } = yield* findUserAndKey(userId, key)
           if (prior !== undefined) return yield* replay(prior, expected)
           const written = yield* write(
-            move({
-              userId,
-              delta: params.amount,
-              kind: params.kind,
-              reason: params.reason,
-              reference: params.reference,
-              key,
-              requested: params.amount
-            }),
+            creditStatement({ userId, amount: params.amount, kind: params.kind, reason: params.reason, reference: params.reference, key }),
             nested
           )
           if (written._tag === "Written") return written.entry
@@ -347,6 +374,33 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
       )
     }, countedAs("refund"))
 
+    /**
+     * A usage charge under a key no ledger row can hold yet (made from an id the caller has just drawn),
+     * composed into the caller's own write so both are one statement, one round trip: `statement` puts
+     * the charge's CTEs (`moved`, `charge`: see debitCtes) after its WITH and returns no row when
+     * `charge` is empty. With nothing to replay, nothing is read first; only a refusal reads the
+     * balance, to say why. Run it in a transaction (`atomic`) when more than the statement must commit with it.
+     */
+    const chargeWith = <A>(
+      params: DebitParams,
+      statement: (ctes: Statement.Fragment) => Effect.Effect<ReadonlyArray<A>, SqlError.SqlError>
+    ): Effect.Effect<ReadonlyArray<A>, InvalidAmount | InsufficientCredits | UserNotFound | SqlError.SqlError> =>
+      Effect.gen(function*() {
+      yield* checkAmount(params.amount)
+      const kind = params.kind ?? "usage"
+      const rows = yield* statement(debitCtes({
+        userId: params.userId,
+        amount: params.amount,
+        kind,
+        reason: params.reason,
+        reference: params.reference,
+        key: params.key
+      }))
+      if (rows.length > 0) return rows
+      const current = yield* balance(params.userId)
+      return yield* new InsufficientCredits({ message: "Insufficient credits", required: params.amount, current })
+      }).pipe(countedAs("debit"), Effect.withSpan("Ledger.chargeWith"))
+
     // Read on every balance request: untraced, since Effect.fn captures a stack trace per call even
     // while no span is exported (see platform/tracing.ts).
     const balance = Effect.fnUntraced(function*(userId: string) {
@@ -383,6 +437,6 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
     const withCharge = <A, E, R>(params: DebitParams, use: (charge: LedgerEntry) => Effect.Effect<A, E, R>) =>
       transaction(Effect.flatMap(debit(params), use)).pipe(Effect.withSpan("Ledger.withCharge"))
 
-    return { debit, credit, refund, balance, history, transaction, withCharge } as const
+    return { debit, credit, refund, balance, history, transaction, atomic, chargeWith, withCharge } as const
   })
 }) {}

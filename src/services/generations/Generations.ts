@@ -54,6 +54,12 @@ export interface Generation extends Schema.Schema.Type<typeof GenerationRow> {}
 
 const decodeRows = Schema.decodeUnknown(Schema.Array(GenerationRow))
 
+const CreatedRow = Schema.extend(GenerationRow, Schema.Struct({ balance: Int8 }))
+const decodeCreated = Schema.decodeUnknown(CreatedRow)
+
+/** A generation just created, with its user's balance right after its charge. */
+export interface CreatedGeneration extends Schema.Schema.Type<typeof CreatedRow> {}
+
 export interface CreateParams {
   readonly userId: string
   readonly app: string
@@ -190,22 +196,30 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
       }
       const id = randomUUID()
       const seed = params.seed ?? randomInt(0, 2 ** 31)
-      return yield* ledger.transaction(Effect.gen(function*() {
-        yield* lockRow(id)
-        const charge = yield* ledger.debit({
+      // One statement: the row's advisory lock, the charge and the row (no row when the charge is
+      // refused); then the enqueue, in the same transaction: a queue that is down rolls it all back.
+      return yield* ledger.atomic(Effect.gen(function*() {
+        const created = yield* ledger.chargeWith({
           userId: params.userId,
           amount: params.cost,
           key: chargeKey(id),
           reason: `${app.name}: ${params.units} ${params.units === 1 ? "unit" : "units"}`,
           reference: `generation:${id}`
-        })
-        const created = yield* first(sql`
-          INSERT INTO generations (id, user_id, app, project_id, units_requested, credit_cost, charged, settings, seed)
-          VALUES (${id}, ${params.userId}, ${app.appId}, ${params.projectId ?? null}, ${params.units}, ${params.cost},
-                  ${-charge.delta}, ${JSON.stringify(params.settings)}::jsonb, ${seed})
-          RETURNING *`)
-        yield* queues.enqueue(app.job, id, { generationId: id, userId: params.userId })
-        return Option.getOrThrow(created)
+        }, (charge) =>
+          sql`
+            WITH ${charge},
+            locked AS (SELECT pg_advisory_xact_lock(${ROW_LOCK_SPACE}, hashtext(${id}))),
+            created AS (
+              INSERT INTO generations (id, user_id, app, project_id, units_requested, credit_cost, charged, settings, seed)
+              SELECT ${id}, ${params.userId}, ${app.appId}, ${params.projectId ?? null}, ${params.units}, ${params.cost},
+                     -charge.delta, ${JSON.stringify(params.settings)}::jsonb, ${seed}
+              FROM charge CROSS JOIN locked
+              RETURNING *
+            )
+            SELECT created.*, charge.balance_after AS balance FROM created CROSS JOIN charge`)
+        const generation = yield* Effect.orDie(decodeCreated(created[0]))
+        yield* queues.enqueue(app.job, id, { generationId: id, userId: params.userId }, { fresh: true })
+        return generation
       })).pipe(
         Effect.catchTags({
           JobQueueUnavailable: unavailable("enqueue"),
@@ -213,7 +227,6 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
           InvalidJobId: Effect.die,
           JobConflict: Effect.die,
           InvalidAmount: Effect.die,
-          IdempotencyKeyReused: Effect.die,
           UserNotFound: Effect.die
         })
       )

@@ -88,12 +88,15 @@ export interface JobQueuesShape {
   readonly queueNames: ReadonlyArray<string>
   /**
    * Adds a job under the caller's id. Idempotent: the same id while the job is retained adds
-   * nothing. Fails fast with JobQueueUnavailable when Redis is down.
+   * nothing. Fails fast with JobQueueUnavailable when Redis is down. `fresh`: the caller drew the id
+   * just now (a random UUID), so no earlier job can hold it, and the read that tells a conflicting
+   * earlier job apart (JobConflict) is skipped.
    */
   readonly enqueue: <P, I>(
     definition: JobDefinition<P, I>,
     jobId: string,
-    payload: P
+    payload: P,
+    options?: { readonly fresh?: boolean }
   ) => Effect.Effect<{ readonly jobId: string }, JobQueueUnavailable | InvalidJobId | JobConflict>
   /** Removes a job that is waiting or delayed; a job a worker holds, or none, stays as it is (false). */
   readonly remove: (queue: string, jobId: string) => Effect.Effect<boolean, JobQueueUnavailable | UnknownQueue>

@@ -1,7 +1,6 @@
 import type { Multipart } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Effect, Either, Schema, type Stream } from "effect"
-import { Ledger } from "../credits/Ledger.js"
 import { GenerationNotFound } from "../generations/GenerationError.js"
 import { Generations, type GenerationStatus } from "../generations/Generations.js"
 import { ValidationError } from "../platform/DomainError.js"
@@ -220,7 +219,6 @@ export class LoopingFlow extends Effect.Service<LoopingFlow>()("app/LoopingFlow"
     const sql = yield* SqlClient.SqlClient
     const uploads = yield* Uploads
     const generations = yield* Generations
-    const ledger = yield* Ledger
 
     const videosOf = (projectIds: ReadonlyArray<string>) =>
       projectIds.length === 0 ? Effect.succeed([] as ReadonlyArray<VideoRow>) : sql<VideoRow>`
@@ -468,7 +466,7 @@ export class LoopingFlow extends Effect.Service<LoopingFlow>()("app/LoopingFlow"
         cost: loopCreditCost(request.targetDuration),
         settings
       })
-      const creditBalance = yield* ledger.balance(userId).pipe(Effect.orDie)
+      const creditBalance = generation.balance
       const loop: LoopGeneration = {
         id: generation.id,
         status: generation.status,

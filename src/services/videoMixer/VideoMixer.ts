@@ -1,6 +1,5 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { Ledger } from "../credits/Ledger.js"
 import { GenerationNotFound } from "../generations/GenerationError.js"
 import { type Generation, type GenerationOutput, Generations, type GenerationStatus } from "../generations/Generations.js"
 import { AppConfig } from "../platform/AppConfig.js"
@@ -200,7 +199,6 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
     const sql = yield* SqlClient.SqlClient
     const uploads = yield* Uploads
     const generations = yield* Generations
-    const ledger = yield* Ledger
     const config = yield* AppConfig
 
     const videoRows = (projectIds: ReadonlyArray<string>) =>
@@ -466,20 +464,26 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
     }
 
     /** The project's clips and groups in project order: what a generation renders. */
+    /**
+     * The clips and groups a generation renders, in their order, as one statement (a generate takes
+     * it in its transaction after locking the project, so no delete can change them meanwhile).
+     */
     const snapshot = (projectId: string) =>
-      Effect.gen(function*() {
-        const clips = (yield* videoRows([projectId])).map((r): MixClip => ({
-          videoId: r.id,
-          groupId: r.group_id,
-          order: r.order,
-          storageKey: r.storage_key,
-          durationSeconds: r.duration_seconds ?? 0,
-          width: r.width,
-          height: r.height
-        }))
-        const groups = (yield* groupRows([projectId])).map((g): MixGroup => ({ groupId: g.id, order: g.order }))
-        return { clips, groups }
-      })
+      sql<{ readonly clips: ReadonlyArray<MixClip>; readonly groups: ReadonlyArray<MixGroup> }>`
+        SELECT
+          COALESCE((
+            SELECT json_agg(json_build_object(
+                     'videoId', v.id, 'groupId', v.group_id, 'order', v."order", 'storageKey', u.storage_key,
+                     'durationSeconds', COALESCE(u.duration_seconds, 0), 'width', u.width, 'height', u.height
+                   ) ORDER BY v."order", v.created_at, v.id)
+            FROM video_mixer_videos v JOIN uploads u ON u.id = v.upload_id
+            WHERE v.project_id = ${projectId}
+          ), '[]') AS clips,
+          COALESCE((
+            SELECT json_agg(json_build_object('groupId', g.id, 'order', g."order") ORDER BY g."order", g.created_at, g.id)
+            FROM video_mixer_groups g
+            WHERE g.project_id = ${projectId}
+          ), '[]') AS groups`.pipe(Effect.map((rows) => rows[0]!), Effect.orDie)
 
     const estimate = Effect.fn("VideoMixer.estimate")(function*(userId: string, request: MixRequest) {
       yield* checkTotal(request.totalVideos)
@@ -531,8 +535,11 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
           settings
         })
       }))
-      const creditBalance = yield* ledger.balance(userId).pipe(Effect.orDie)
-      return { generation: fromGeneration(generation, generation.projectId ?? request.projectId), creditUsed: generation.charged, creditBalance }
+      return {
+        generation: fromGeneration(generation, generation.projectId ?? request.projectId),
+        creditUsed: generation.charged,
+        creditBalance: generation.balance
+      }
     })
 
     // ---- generations and their outputs
