@@ -73,9 +73,11 @@ const num = (value: number) => Number(value.toFixed(6)).toString()
 
 /**
  * Renders a seamless loop of `input.targetSeconds` from one source: one loop unit (video and PCM audio of
- * exactly equal length) in the chosen style, then the unit repeated by stream copy up to the target.
- * The audio is one periodic AAC chunk repeated (see loopPlan.ts) unless layers or fades must be mixed,
- * in which case only the audio is encoded for the full length, and the video is still copied.
+ * exactly equal length) in the chosen style, then repeated up to the target without re-encoding.
+ * Without layers or fades, ffmpeg muxes one block (one audio period: the unit and one periodic AAC chunk, see
+ * loopPlan.ts) and mp4Repeat.ts writes the output from it: the block's media bytes repeated and its sample
+ * tables expanded, so the cost of the target's length is the bytes written. With layers or fades, only the audio
+ * is encoded for the full length by ffmpeg, and the video is stream-copied from the looped unit.
  * No `+faststart`: it rewrites the whole file once more (gigabytes for 8 hours) to move the index to the
  * front; the download route serves Range requests, which is what a player needs to read it at the end.
  */
