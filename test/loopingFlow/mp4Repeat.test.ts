@@ -119,6 +119,12 @@ describe("mp4Repeat: a block repeated to a target (real ffmpeg for the block and
     expect(frames(wide.file)).toEqual(frames(plain.file))
   })
 
+  it("a payload too large to hold in memory is copied from the block file: the same bytes", async () => {
+    const held = await write(3 * PERIOD + 1.0, "held.mp4")
+    const copied = await write(3 * PERIOD + 1.0, "copied.mp4", { inMemoryUpTo: 0 })
+    expect(fs.readFileSync(copied.file).equals(fs.readFileSync(held.file))).toBe(true)
+  })
+
   it("the output decodes without a message, and packet timestamps are monotonic and evenly spaced across block boundaries", async () => {
     const { file } = await write(30, "seamless.mp4")
     expect(m.ffmpegLog("-v", "error", "-i", file, "-f", "null", "-").trim()).toBe("")

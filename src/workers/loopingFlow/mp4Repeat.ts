@@ -427,6 +427,8 @@ const WRITE_BLOCK = 8 << 20
 const IN_MEMORY = 64 << 20
 
 export interface WriteRepeatOptions extends RepeatOptions {
+  /** A payload up to this many bytes is held in memory, a larger one is copied from the block file (tests lower it). */
+  readonly inMemoryUpTo?: number
   /** Called with the fraction (0-1) of the output written, at most once per write. */
   readonly progress?: (fraction: number) => Effect.Effect<void>
 }
@@ -454,52 +456,52 @@ export const writeRepeat = (blockPath: string, outputPath: string, targetSeconds
       )
     yield* Effect.scoped(
       Effect.gen(function*() {
-          const input = yield* open(blockPath, "r")
-          const output = yield* open(outputPath, "w")
-          let written = 0
-          const write = (bytes: Uint8Array) =>
-            Effect.tryPromise({ try: () => output.write(bytes, 0, bytes.length, null), catch: io("written") }).pipe(
-              Effect.tap(() => {
-                written += bytes.length
-                return options.progress?.(written / plan.totalSize) ?? Effect.void
-              })
-            )
-          const readAt = (offset: number, length: number) =>
-            Effect.tryPromise({
-              try: async () => {
-                const buffer = Buffer.allocUnsafe(length)
-                const { bytesRead } = await input.read(buffer, 0, length, offset)
-                if (bytesRead !== length) throw new Error(`short read of the block at ${offset}`)
-                return buffer
-              },
-              catch: io("read")
+        const input = yield* open(blockPath, "r")
+        const output = yield* open(outputPath, "w")
+        let written = 0
+        const write = (bytes: Uint8Array) =>
+          Effect.tryPromise({ try: () => output.write(bytes, 0, bytes.length, null), catch: io("written") }).pipe(
+            Effect.tap(() => {
+              written += bytes.length
+              return options.progress?.(written / plan.totalSize) ?? Effect.void
             })
-          yield* write(plan.head)
-          const length = plan.payloadLength
-          if (length > 0 && length <= IN_MEMORY) {
-            const payload = yield* readAt(plan.payloadOffset, length)
-            const perWrite = Math.max(1, Math.floor(WRITE_BLOCK / length))
-            const batch = Buffer.concat(Array.from({ length: Math.min(perWrite, Math.max(1, plan.repeats)) }, () => payload))
-            const copies = batch.length / length
-            let left = plan.repeats
-            while (left >= copies) {
-              yield* write(batch)
-              left -= copies
-            }
-            // the last copies and the tail (a prefix of one more copy) in one write
-            const rest = left * length + plan.tailLength
-            if (rest > 0) {
-              yield* write(rest <= batch.length ? batch.subarray(0, rest) : Buffer.concat([batch.subarray(0, left * length), payload.subarray(0, plan.tailLength)]))
-            }
-          } else {
-            const copy = (bytes: number) =>
-              Effect.gen(function*() {
-                for (let at = 0; at < bytes; at += WRITE_BLOCK) yield* write(yield* readAt(plan.payloadOffset + at, Math.min(WRITE_BLOCK, bytes - at)))
-              })
-            for (let r = 0; r < plan.repeats; r++) yield* copy(length)
-            yield* copy(plan.tailLength)
+          )
+        const readAt = (offset: number, length: number) =>
+          Effect.tryPromise({
+            try: async () => {
+              const buffer = Buffer.allocUnsafe(length)
+              const { bytesRead } = await input.read(buffer, 0, length, offset)
+              if (bytesRead !== length) throw new Error(`short read of the block at ${offset}`)
+              return buffer
+            },
+            catch: io("read")
+          })
+        yield* write(plan.head)
+        const length = plan.payloadLength
+        if (length > 0 && length <= (options.inMemoryUpTo ?? IN_MEMORY)) {
+          const payload = yield* readAt(plan.payloadOffset, length)
+          const perWrite = Math.max(1, Math.floor(WRITE_BLOCK / length))
+          const batch = Buffer.concat(Array.from({ length: Math.min(perWrite, Math.max(1, plan.repeats)) }, () => payload))
+          const copies = batch.length / length
+          let left = plan.repeats
+          while (left >= copies) {
+            yield* write(batch)
+            left -= copies
           }
-          yield* write(plan.moov)
+          // the last copies and the tail (a prefix of one more copy) in one write
+          const rest = left * length + plan.tailLength
+          if (rest > 0) {
+            yield* write(batch.subarray(0, rest)) // left < copies: the batch holds one more copy than that
+          }
+        } else {
+          const copy = (bytes: number) =>
+            Effect.gen(function*() {
+              for (let at = 0; at < bytes; at += WRITE_BLOCK) yield* write(yield* readAt(plan.payloadOffset + at, Math.min(WRITE_BLOCK, bytes - at)))
+            })
+          for (let r = 0; r < plan.repeats; r++) yield* copy(length)
+          yield* copy(plan.tailLength)
+        }
+        yield* write(plan.moov)
       })
     )
     return plan
