@@ -139,7 +139,7 @@ describe("mp4Repeat: a block repeated to a target (real ffmpeg for the block and
     }
   })
 
-  it("a 2-hour target is written in well under a second per hour, within 0.1 s of the target, and decodes at its end", async () => {
+  it("a 2-hour target is written in seconds (bound: 10 s), within 0.1 s of the target, and decodes at its end", async () => {
     const start = performance.now()
     const { plan, file } = await write(7200, "two-hours.mp4")
     const seconds = (performance.now() - start) / 1000

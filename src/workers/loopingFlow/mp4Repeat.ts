@@ -225,7 +225,12 @@ export const planRepeat = (
     }
     const durations = sampleDurations(stbl)
     const n = durations.length
-    const sizes = stbl.stsz.sample_size !== 0 ? Array.from({ length: n }, () => stbl.stsz.sample_size) : stbl.stsz.sample_sizes
+    if (stbl.stsz.sample_size !== 0) {
+      // one size for all: made explicit (mp4box writes the count from the list's length)
+      stbl.stsz.sample_sizes = Array.from({ length: stbl.stsz.sample_count }, () => stbl.stsz.sample_size)
+      stbl.stsz.sample_size = 0
+    }
+    const sizes = stbl.stsz.sample_sizes
     if (sizes.length !== n) return refuse(`the block's ${handlerOf(trak)} stsz and stts disagree`)
     // chunks from stsc, each checked to lie within the payload
     const chunks: Array<Chunk> = []
@@ -251,8 +256,8 @@ export const planRepeat = (
 
   // The tail: the payload's prefix that holds every kept sample.
   let tailLength = 0
-  for (const { stbl, chunks, tail, n } of built) {
-    const sizes = stbl.stsz.sample_size !== 0 ? Array.from({ length: n }, () => stbl.stsz.sample_size) : stbl.stsz.sample_sizes
+  for (const { stbl, chunks, tail } of built) {
+    const sizes = stbl.stsz.sample_sizes
     let sample = 0
     for (const chunk of chunks) {
       if (sample >= tail) break
@@ -299,13 +304,11 @@ export const planRepeat = (
       stbl.stss.sample_numbers = out
     }
     // stsz
-    if (stbl.stsz.sample_size === 0) {
-      const block = stbl.stsz.sample_sizes
-      const out = new Array<number>(total)
-      for (let r = 0; r < repeats; r++) for (let s = 0; s < n; s++) out[r * n + s] = block[s]!
-      for (let s = 0; s < tail; s++) out[repeats * n + s] = block[s]!
-      stbl.stsz.sample_sizes = out
-    }
+    const sizes = stbl.stsz.sample_sizes
+    const out = new Array<number>(total)
+    for (let r = 0; r < repeats; r++) for (let s = 0; s < n; s++) out[r * n + s] = sizes[s]!
+    for (let s = 0; s < tail; s++) out[repeats * n + s] = sizes[s]!
+    stbl.stsz.sample_sizes = out
     stbl.stsz.sample_count = total
     // chunks: every copy's at its shifted offset, the tail's last one cut to the kept samples
     const offsets: Array<number> = []
