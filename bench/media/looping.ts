@@ -12,11 +12,13 @@ import { renderLoop } from "../../src/workers/loopingFlow/renderLoop.js"
 /**
  * The looping part of `npm run bench:media` (alone: `BENCH_MEDIA_PARTS=looping npm run bench:media`). From one lavfi
  * source of LOOP_BENCH_SOURCE seconds (10) at LOOP_BENCH_SIZE (320x180) and 30 fps, it times:
- * - a crossfade loop to 1 hour through the app's renderer (one unit rendered, then stream copy);
+ * - a crossfade loop to 1 hour through the app's renderer (one unit and one block rendered by ffmpeg, then the
+ *   block repeated by mp4Repeat.ts in this process);
  * - one full re-encode of the same 1-hour output with the ffmpeg CLI, in the same run (the old backend's
  *   way: every frame encoded), at the same x264 preset and quality as the unit (veryfast, crf 20);
  * - the same loop to 8 hours (the target: within 2x of the 1-hour loop).
- * For each: wall time, peak RSS of its ffmpeg processes (sampled from /proc every 50 ms) and output size.
+ * For each: wall time, peak RSS of its ffmpeg processes (sampled from /proc every 50 ms) and of this process (which
+ * writes the repeated file), and output size.
  * LOOP_BENCH_SKIP_REENCODE=1 leaves the re-encode out (it takes minutes on a small machine).
  */
 
@@ -24,10 +26,15 @@ const env = process.env
 const sourceSeconds = Number(env["LOOP_BENCH_SOURCE"] ?? 10)
 const size = env["LOOP_BENCH_SIZE"] ?? "320x180"
 
-/** Peak VmHWM (kB) of processes whose command line names `needle`, sampled until `stop` is called. */
+/**
+ * Peak VmHWM (kB) of processes whose command line names `needle`, sampled until `stop` is called, and the peak RSS
+ * of this process over the same time (the loop's last step, mp4Repeat.ts, runs here, not in ffmpeg).
+ */
 const peakRss = (needle: string) => {
   let peak = 0
+  let own = process.memoryUsage.rss()
   const sample = () => {
+    own = Math.max(own, process.memoryUsage.rss())
     for (const pid of fs.readdirSync("/proc")) {
       if (!/^\d+$/.test(pid)) continue
       try {
@@ -42,7 +49,8 @@ const peakRss = (needle: string) => {
   const timer = setInterval(sample, 50)
   return () => {
     clearInterval(timer)
-    return peak * 1024
+    sample()
+    return { ffmpeg: peak * 1024, node: own }
   }
 }
 
@@ -59,7 +67,7 @@ export const run = async (): Promise<void> => {
       "-t", String(sourceSeconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", source
     ])
     const runtime = ManagedRuntime.make(FfmpegLive.pipe(Layer.provide(Layer.succeed(AppConfig, config))))
-    const rows: Array<{ what: string; seconds: number; rss: number; bytes: number }> = []
+    const rows: Array<{ what: string; seconds: number; rss: { ffmpeg: number; node: number }; bytes: number }> = []
     const loop = async (hours: number) => {
       const dir = fs.mkdtempSync(path.join(work, `loop-${hours}h-`))
       const outputPath = path.join(work, `loop-${hours}h.mp4`)
@@ -97,9 +105,11 @@ export const run = async (): Promise<void> => {
     await runtime.dispose()
 
     console.log(`\nLooping Flow, source ${sourceSeconds} s ${size} 30 fps, crossfade 1 s, ffmpeg ${ffmpeg}`)
-    console.log("| run | wall s | peak ffmpeg RSS | output |")
-    console.log("|---|---:|---:|---:|")
-    for (const row of rows) console.log(`| ${row.what} | ${row.seconds.toFixed(1)} | ${mb(row.rss)} | ${mb(row.bytes)} |`)
+    console.log("| run | wall s | peak ffmpeg RSS | peak bench-process RSS | output |")
+    console.log("|---|---:|---:|---:|---:|")
+    for (const row of rows) {
+      console.log(`| ${row.what} | ${row.seconds.toFixed(1)} | ${mb(row.rss.ffmpeg)} | ${mb(row.rss.node)} | ${mb(row.bytes)} |`)
+    }
     if (reencode !== undefined) console.log(`loop vs re-encode (1 h): ${(reencode / oneHour).toFixed(1)}x faster (target >= 20x)`)
     console.log(`8 h vs 1 h loop: ${(eightHours / oneHour).toFixed(2)}x the time (target <= 2x)`)
   } finally {

@@ -16,6 +16,7 @@ import {
   unitsPerAudioPeriod
 } from "../../services/loopingFlow/loopPlan.js"
 import { Ffmpeg, fileArg } from "../../services/platform/Ffmpeg.js"
+import { writeRepeat } from "./mp4Repeat.js"
 
 export interface LoopLayerInput {
   readonly path: string
@@ -68,32 +69,15 @@ export const LOOP_CAPABILITIES = [
   "aresample", "aformat", "apad", "atrim", "asetpts", "asplit", "areverse", "amix", "volume", "afade", "anullsrc"
 ]
 
-/** Writes the first `packets` packets of `chunk` repeated (its packets' lengths in `lengths`), in blocks of about 4 MiB. */
-const writeRepeated = async (target: string, chunk: Buffer, lengths: ReadonlyArray<number>, packets: number) => {
-  const handle = await fs.open(target, "w")
-  try {
-    const perBlock = Math.max(1, Math.floor((4 << 20) / chunk.length))
-    const block = Buffer.concat(Array.from({ length: perBlock }, () => chunk))
-    let left = packets
-    while (left >= lengths.length * perBlock) {
-      await handle.write(block)
-      left -= lengths.length * perBlock
-    }
-    let bytes = 0
-    for (let i = 0; i < left; i++) bytes += lengths[i % lengths.length]!
-    if (bytes > 0) await handle.write(block.subarray(0, bytes))
-  } finally {
-    await handle.close()
-  }
-}
-
 const num = (value: number) => Number(value.toFixed(6)).toString()
 
 /**
  * Renders a seamless loop of `input.targetSeconds` from one source: one loop unit (video and PCM audio of
- * exactly equal length) in the chosen style, then the unit repeated by stream copy up to the target.
- * The audio is one periodic AAC chunk repeated (see loopPlan.ts) unless layers or fades must be mixed,
- * in which case only the audio is encoded for the full length, and the video is still copied.
+ * exactly equal length) in the chosen style, then repeated up to the target without re-encoding.
+ * Without layers or fades, ffmpeg muxes one block (one audio period: the unit and one periodic AAC chunk, see
+ * loopPlan.ts) and mp4Repeat.ts writes the output from it: the block's media bytes repeated and its sample
+ * tables expanded, so the cost of the target's length is the bytes written. With layers or fades, only the audio
+ * is encoded for the full length by ffmpeg, and the video is stream-copied from the looped unit.
  * No `+faststart`: it rewrites the whole file once more (gigabytes for 8 hours) to move the index to the
  * front; the download route serves Range requests, which is what a player needs to read it at the end.
  */
@@ -203,21 +187,29 @@ export const renderLoop = (input: LoopInput) =>
       const { end, start } = periodicPackets(periodPackets)
       if (packets.length < end) return yield* new JobPermanent({ reason: "the audio encode is shorter than two periods" })
       const chunk = packets.slice(start, end).map((p) => encoded.subarray(p.offset, p.offset + p.length))
-      // Exactly the packets the target needs (and two more), written as one ADTS file: ffmpeg 4.1 reads a pipe
-      // beside a looped input in 10 ms naps, and a looped file would add a tick of jitter at every loop.
-      const needed = Math.ceil((input.targetSeconds * SAMPLE_RATE) / AAC_FRAME) + 2
       yield* Effect.tryPromise({
-        try: () => writeRepeated(file("audio.aac"), Buffer.concat(chunk), chunk.map((c) => c.length), needed),
-        catch: (cause) => new JobPermanent({ reason: "the looped audio could not be written", cause })
+        try: () => fs.writeFile(file("chunk.aac"), Buffer.concat(chunk)),
+        catch: (cause) => new JobPermanent({ reason: "the periodic audio could not be written", cause })
       })
-      yield* report(60)
-      // 6. The unit repeated by stream copy, its audio from the pipe, cut at the target.
+      // 6. One block, exactly one audio period for both tracks: the unit `units` times and the periodic chunk,
+      // muxed by stream copy (a few seconds of media whatever the target).
       yield* run((c) =>
-        c.input(fileArg(file("unit.mp4"))).inputOptions("-stream_loop", "-1")
-          .input(fileArg(file("audio.aac"))).inputFormat("aac")
-          .output(fileArg(input.outputPath)).outputOptions(
-            "-map", "0:v", "-map", "1:a", "-c", "copy", "-t", target
-          ), FINAL_TIMEOUT)
+        c.input(fileArg(file("unit.mp4"))).inputOptions("-stream_loop", String(units - 1))
+          .input(fileArg(file("chunk.aac"))).inputFormat("aac")
+          .output(fileArg(file("block.mp4"))).outputOptions("-map", "0:v", "-map", "1:a", "-c", "copy")
+      )
+      yield* report(60)
+      // 7. The block repeated up to the target by mp4Repeat.ts: its media bytes copied in large writes and its
+      // sample tables expanded, instead of pushing every packet of the target through ffmpeg's muxer.
+      let reported = 0
+      yield* writeRepeat(file("block.mp4"), input.outputPath, input.targetSeconds, {
+        progress: (fraction) => {
+          const percent = Math.floor(fraction * 100)
+          if (percent < reported + 5) return Effect.void
+          reported = percent
+          return final(percent)
+        }
+      })
     } else {
       // 5'. Layers or fades: the audio is mixed and encoded for the full length; the video is still copied.
       const inputs = [...(input.muteOriginal && layers.length > 0 ? [] : ["[1:a]anull[o0]"])]
