@@ -16,7 +16,7 @@ import { renderLoop } from "../../src/workers/loopingFlow/renderLoop.js"
  *   block repeated by mp4Repeat.ts in this process);
  * - one full re-encode of the same 1-hour output with the ffmpeg CLI, in the same run (the old backend's
  *   way: every frame encoded), at the same x264 preset and quality as the unit (veryfast, crf 20);
- * - the same loop to 8 hours (the target: within 2x of the 1-hour loop).
+ * - the same loop to 8 hours (the target: within 2x of the 1-hour loop), twice in a row.
  * For each: wall time, peak RSS of its ffmpeg processes (sampled from /proc every 50 ms) and of this process (which
  * writes the repeated file), and output size.
  * LOOP_BENCH_SKIP_REENCODE=1 leaves the re-encode out (it takes minutes on a small machine).
@@ -68,7 +68,7 @@ export const run = async (): Promise<void> => {
     ])
     const runtime = ManagedRuntime.make(FfmpegLive.pipe(Layer.provide(Layer.succeed(AppConfig, config))))
     const rows: Array<{ what: string; seconds: number; rss: { ffmpeg: number; node: number }; bytes: number }> = []
-    const loop = async (hours: number) => {
+    const loop = async (hours: number, note = "") => {
       const dir = fs.mkdtempSync(path.join(work, `loop-${hours}h-`))
       const outputPath = path.join(work, `loop-${hours}h.mp4`)
       const stop = peakRss(dir)
@@ -78,7 +78,7 @@ export const run = async (): Promise<void> => {
         masterVolume: 100, audioFadeIn: 0, audioFadeOut: 0, muteOriginal: false, layers: [], dir, outputPath
       }))
       const seconds = (performance.now() - start) / 1000
-      rows.push({ what: `loop to ${hours} h (renderLoop)`, seconds, rss: stop(), bytes: fs.statSync(outputPath).size })
+      rows.push({ what: `loop to ${hours} h (renderLoop)${note === "" ? "" : `, ${note}`}`, seconds, rss: stop(), bytes: fs.statSync(outputPath).size })
       fs.rmSync(outputPath)
       fs.rmSync(dir, { recursive: true, force: true })
       return seconds
@@ -101,7 +101,10 @@ export const run = async (): Promise<void> => {
       rows.push({ what: "full re-encode to 1 h (ffmpeg CLI)", seconds: reencode, rss: stop(), bytes: fs.statSync(outputPath).size })
       fs.rmSync(outputPath)
     }
+    // Twice: on this VM the first write of a new 1.7 GB file runs at about half the speed of the next
+    // (pages the guest has not used lately, and ext4 allocating the file's blocks); both are reported.
     const eightHours = await loop(8)
+    const eightHoursAgain = await loop(8, "again")
     await runtime.dispose()
 
     console.log(`\nLooping Flow, source ${sourceSeconds} s ${size} 30 fps, crossfade 1 s, ffmpeg ${ffmpeg}`)
@@ -111,7 +114,7 @@ export const run = async (): Promise<void> => {
       console.log(`| ${row.what} | ${row.seconds.toFixed(1)} | ${mb(row.rss.ffmpeg)} | ${mb(row.rss.node)} | ${mb(row.bytes)} |`)
     }
     if (reencode !== undefined) console.log(`loop vs re-encode (1 h): ${(reencode / oneHour).toFixed(1)}x faster (target >= 20x)`)
-    console.log(`8 h vs 1 h loop: ${(eightHours / oneHour).toFixed(2)}x the time (target <= 2x)`)
+    console.log(`8 h vs 1 h loop: ${(eightHours / oneHour).toFixed(2)}x the time, ${(eightHoursAgain / oneHour).toFixed(2)}x again (target <= 2x)`)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }

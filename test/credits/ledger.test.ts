@@ -308,6 +308,79 @@ layer(LedgerTest, { timeout: 60_000, excludeTestServices: true })("credit ledger
       expect(yield* state(userId)).toEqual({ balance: 7, sum: 7, rows: 3 })
     }))
 
+  it.effect("chargeWith: the charge and the caller's write are one statement; a refusal writes neither and says why", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE IF NOT EXISTS ledger_test_charged (id text PRIMARY KEY, user_id uuid NOT NULL, charged bigint NOT NULL)`
+      const userId = yield* fundedUser(10)
+      const charge = (id: string, amount: number, user = userId) =>
+        ledger.chargeWith({ userId: user, amount, key: `with:${id}`, reason: "with", reference: id }, (ctes) =>
+          sql<{ id: string; charged: string; balance: string }>`
+            WITH ${ctes}, made AS (
+              INSERT INTO ledger_test_charged (id, user_id, charged) SELECT ${id}, ${user}, -charge.delta FROM charge RETURNING *
+            )
+            SELECT made.id, made.charged, charge.balance_after AS balance FROM made CROSS JOIN charge`)
+
+      const id = randomUUID()
+      expect(yield* charge(id, 4)).toEqual([{ id, charged: "4", balance: "6" }])
+      expect(yield* state(userId)).toEqual({ balance: 6, sum: 6, rows: 2 })
+
+      // Too few credits: no row of either table, and the error names what was asked and what is there.
+      const refusedId = randomUUID()
+      const refused = yield* Effect.either(charge(refusedId, 7))
+      expect(Either.isLeft(refused) && refused.left).toMatchObject({ _tag: "InsufficientCredits", required: 7, current: 6 })
+      expect(yield* sql`SELECT 1 FROM ledger_test_charged WHERE id = ${refusedId}`).toHaveLength(0)
+      expect(yield* rowsWithKey(`with:${refusedId}`)).toBe(0)
+      expect(yield* state(userId)).toEqual({ balance: 6, sum: 6, rows: 2 })
+
+      // No such user; a bad amount is refused before any SQL.
+      expect(tagOf(yield* Effect.either(charge(randomUUID(), 1, randomUUID())))).toBe("UserNotFound")
+      expect(tagOf(yield* Effect.either(charge(randomUUID(), 0)))).toBe("InvalidAmount")
+
+      // Six at once with credits for three: the conditional UPDATE lets exactly three through.
+      const results = yield* Effect.forEach(Array.from({ length: 6 }, () => randomUUID()), (each) => Effect.either(charge(each, 2)), {
+        concurrency: "unbounded"
+      })
+      expect(results.filter(Either.isRight)).toHaveLength(3)
+      expect(yield* state(userId)).toEqual({ balance: 0, sum: 0, rows: 5 })
+
+      // The enterprise exemption is decided in the same statement: charged 0, the 0-delta row still written.
+      const enterprise = yield* fundedUser(1, ["enterprise_unlimited"])
+      const free = randomUUID()
+      expect(yield* charge(free, 50, enterprise)).toEqual([{ id: free, charged: "0", balance: "1" }])
+      const [row] = yield* sql<{ delta: string; requested_amount: string }>`
+        SELECT delta, requested_amount FROM credit_ledger WHERE idempotency_key = ${`with:${free}`}`
+      expect(row).toEqual({ delta: "0", requested_amount: "50" })
+    }))
+
+  it.effect("atomic: inside a caller's transaction no savepoint is made, so a failure fails the caller's transaction", () =>
+    Effect.gen(function*() {
+      const ledger = yield* Ledger
+      const sql = yield* SqlClient.SqlClient
+      const userId = yield* fundedUser(10)
+      // Alone, it is a transaction: the debit and the failure after it roll back together.
+      const alone = yield* Effect.either(ledger.atomic(Effect.gen(function*() {
+        yield* ledger.debit({ userId, amount: 3, key: `atomic:${userId}:1`, reason: "atomic" })
+        return yield* sql`SELECT 1/0`
+      })))
+      expect(tagOf(alone)).toBe("SqlError")
+      expect(yield* state(userId)).toEqual({ balance: 10, sum: 10, rows: 1 })
+      // Nested: no savepoint, so after a failure inside it the caller's transaction is aborted (25P02)...
+      const afterAtomic = yield* Effect.either(sql.withTransaction(Effect.gen(function*() {
+        yield* Effect.either(ledger.atomic(sql`SELECT 1/0`))
+        return yield* sql`SELECT 1`
+      })))
+      expect(Either.isLeft(afterAtomic) && (afterAtomic.left.cause as { code?: string }).code).toBe("25P02")
+      // ...where `transaction` makes one, and the caller goes on; a success commits with the caller.
+      yield* sql.withTransaction(Effect.gen(function*() {
+        yield* Effect.either(ledger.transaction(sql`SELECT 1/0`))
+        yield* sql`SELECT 1`
+        yield* ledger.atomic(ledger.debit({ userId, amount: 3, key: `atomic:${userId}:2`, reason: "atomic" }))
+      }))
+      expect(yield* state(userId)).toEqual({ balance: 7, sum: 7, rows: 2 })
+    }))
+
   it.effect("a debit that loses its key's race inside a caller's transaction returns the winner's row; the transaction goes on", () =>
     withClient((client) =>
       Effect.gen(function*() {

@@ -294,6 +294,16 @@ describe("the failure path is its own durable step", () => {
     expect((await h.inspect("plain").getJob("same-1"))?.data).toEqual({ n: 1 })
   })
 
+  it("a fresh id (drawn by the caller just now) is added without the read-back; BullMQ still adds it once", async () => {
+    expect(await Effect.runPromise(h.queues.enqueue(byQueue("plain"), "fresh-1", { n: 1 }, { fresh: true }))).toEqual({ jobId: "fresh-1" })
+    expect((await h.inspect("plain").getJob("fresh-1"))?.data).toEqual({ n: 1 })
+    // Only a caller that did not draw the id can reuse it: the fresh path trusts the caller and adds nothing more.
+    await Effect.runPromise(h.queues.enqueue(byQueue("plain"), "fresh-1", { n: 2 }, { fresh: true }))
+    expect((await h.inspect("plain").getJob("fresh-1"))?.data).toEqual({ n: 1 })
+    const conflict = await Effect.runPromise(Effect.either(h.queues.enqueue(byQueue("plain"), "fresh-1", { n: 2 })))
+    expect(Either.isLeft(conflict) && conflict.left._tag).toBe("JobConflict")
+  })
+
   it("a hung compensation does not hold up the workers' release", async () => {
     const started = Date.now()
     await h.close()
