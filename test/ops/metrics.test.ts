@@ -35,7 +35,11 @@ const enqueue = (app: InProcessApp, jobId: string, fail: boolean) =>
 describe("GET /metrics on the main port", () => {
   let app: InProcessApp
   beforeAll(async () => {
-    app = await startApp(testEnv({ ROLE: "all", METRICS_TOKEN: TOKEN, HEALTH_RATE_LIMIT_PER_MINUTE: "2" }), { jobHandlers: [handler] })
+    // The register limit (3 an hour per address) is shared with every other file of the run through Redis.
+    app = await startApp(
+      testEnv({ ROLE: "all", METRICS_TOKEN: TOKEN, HEALTH_RATE_LIMIT_PER_MINUTE: "2", RATE_LIMIT_REGISTER: "1000 per 1 minute" }),
+      { jobHandlers: [handler] }
+    )
   })
   afterAll(() => app?.close())
 
