@@ -1,3 +1,4 @@
+import { inject } from "vitest"
 import { Context, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { MetricsServer } from "../../src/http/platform/metricsRoute.js"
@@ -35,9 +36,16 @@ const enqueue = (app: InProcessApp, jobId: string, fail: boolean) =>
 describe("GET /metrics on the main port", () => {
   let app: InProcessApp
   beforeAll(async () => {
-    // The register limit (3 an hour per address) is shared with every other file of the run through Redis.
+    // Its own Redis prefix: the per-address limits (register, health) would otherwise share their counters
+    // with every other file of the run, and this test counts its 429s exactly.
     app = await startApp(
-      testEnv({ ROLE: "all", METRICS_TOKEN: TOKEN, HEALTH_RATE_LIMIT_PER_MINUTE: "2", RATE_LIMIT_REGISTER: "1000 per 1 minute" }),
+      testEnv({
+        ROLE: "all",
+        METRICS_TOKEN: TOKEN,
+        HEALTH_RATE_LIMIT_PER_MINUTE: "2",
+        RATE_LIMIT_REGISTER: "1000 per 1 minute",
+        REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}metrics:`
+      }),
       { jobHandlers: [handler] }
     )
   })
