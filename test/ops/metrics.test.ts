@@ -1,6 +1,5 @@
-import { inject } from "vitest"
 import { Context, Effect, Schema } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { MetricsServer } from "../../src/http/platform/metricsRoute.js"
 import { defineJob } from "../../src/services/jobs/JobDefinition.js"
 import { JobPermanent } from "../../src/services/jobs/JobError.js"
