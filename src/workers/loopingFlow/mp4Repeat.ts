@@ -2,6 +2,7 @@ import * as fs from "node:fs/promises"
 import { Effect } from "effect"
 import { BoxParser, createFile, DataStream, Endianness, MP4BoxBuffer } from "mp4box"
 import { JobPermanent } from "../../services/jobs/JobError.js"
+import { openDirectWriter, type DirectWriterOptions } from "./directWriter.js"
 
 /**
  * Repeats one block (an mp4 exactly one audio period long: the video unit and the periodic AAC chunk, muxed by
@@ -424,15 +425,15 @@ export const readBlock = async (blockPath: string) => {
   }
 }
 
-/** Writes are at least this large: the payload is batched into copies, or read in pieces of this size when it is larger. */
-const WRITE_BLOCK = 8 << 20
+/** A payload larger than this is copied from the block file in pieces of this size instead of held in memory. */
+const READ_PIECE = 8 << 20
 /** A payload up to this size is held in memory (it is one audio period of the unit). */
 const IN_MEMORY = 64 << 20
 
-export interface WriteRepeatOptions extends RepeatOptions {
+export interface WriteRepeatOptions extends RepeatOptions, Pick<DirectWriterOptions, "direct" | "stage"> {
   /** A payload up to this many bytes is held in memory, a larger one is copied from the block file (tests lower it). */
   readonly inMemoryUpTo?: number
-  /** Called with the fraction (0-1) of the output written, at most once per write. */
+  /** Called with the fraction (0-1) of the output written, at most once per write to the file. */
   readonly progress?: (fraction: number) => Effect.Effect<void>
 }
 
@@ -444,31 +445,26 @@ const refused = (what: string) => (cause: unknown) =>
 const io = (what: string) => (cause: unknown) => new JobPermanent({ reason: `the looped video could not be ${what}`, cause })
 
 /**
- * Writes the repeated block to `outputPath`: streamed in writes of WRITE_BLOCK or more, interruptible between
- * writes; both file handles are closed when it ends, fails or is interrupted (a write in flight completes first:
- * `FileHandle.close` waits for it).
+ * Writes the repeated block to `outputPath` through a `DirectWriter` (directWriter.ts: large writes that bypass the
+ * page cache where the filesystem allows), interruptible between writes; both file handles are closed when it
+ * ends, fails or is interrupted (a write in flight completes first: `FileHandle.close` waits for it).
  */
 export const writeRepeat = (blockPath: string, outputPath: string, targetSeconds: number, options: WriteRepeatOptions = {}) =>
   Effect.gen(function*() {
     const block = yield* Effect.tryPromise({ try: () => readBlock(blockPath), catch: refused("read") })
     const plan = yield* Effect.try({ try: () => planRepeat(block, targetSeconds, options), catch: refused("planned") })
-    const open = (file: string, flags: "r" | "w") =>
-      Effect.acquireRelease(
-        Effect.tryPromise({ try: () => fs.open(file, flags), catch: io(flags === "r" ? "read" : "written") }),
-        (handle) => Effect.promise(() => handle.close().catch(() => undefined))
-      )
     yield* Effect.scoped(
       Effect.gen(function*() {
-        const input = yield* open(blockPath, "r")
-        const output = yield* open(outputPath, "w")
-        let written = 0
-        const write = (bytes: Uint8Array) =>
-          Effect.tryPromise({ try: () => output.write(bytes, 0, bytes.length, null), catch: io("written") }).pipe(
-            Effect.tap(() => {
-              written += bytes.length
-              return options.progress?.(written / plan.totalSize) ?? Effect.void
-            })
-          )
+        const input = yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => fs.open(blockPath, "r"), catch: io("read") }),
+          (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+        )
+        const output = yield* openDirectWriter(outputPath, {
+          ...(options.direct === undefined ? {} : { direct: options.direct }),
+          ...(options.stage === undefined ? {} : { stage: options.stage }),
+          onWrite: (written) => options.progress?.(written / plan.totalSize) ?? Effect.void
+        }).pipe(Effect.mapError(io("written")))
+        const write = (bytes: Uint8Array) => output.write(bytes).pipe(Effect.mapError(io("written")))
         const readAt = (offset: number, length: number) =>
           Effect.tryPromise({
             try: async () => {
@@ -483,28 +479,18 @@ export const writeRepeat = (blockPath: string, outputPath: string, targetSeconds
         const length = plan.payloadLength
         if (length > 0 && length <= (options.inMemoryUpTo ?? IN_MEMORY)) {
           const payload = yield* readAt(plan.payloadOffset, length)
-          const perWrite = Math.max(1, Math.floor(WRITE_BLOCK / length))
-          const batch = Buffer.concat(Array.from({ length: Math.min(perWrite, Math.max(1, plan.repeats)) }, () => payload))
-          const copies = batch.length / length
-          let left = plan.repeats
-          while (left >= copies) {
-            yield* write(batch)
-            left -= copies
-          }
-          // the last copies and the tail (a prefix of one more copy) in one write
-          const rest = left * length + plan.tailLength
-          if (rest > 0) {
-            yield* write(batch.subarray(0, rest)) // left < copies: the batch holds one more copy than that
-          }
+          for (let r = 0; r < plan.repeats; r++) yield* write(payload)
+          yield* write(payload.subarray(0, plan.tailLength))
         } else {
           const copy = (bytes: number) =>
             Effect.gen(function*() {
-              for (let at = 0; at < bytes; at += WRITE_BLOCK) yield* write(yield* readAt(plan.payloadOffset + at, Math.min(WRITE_BLOCK, bytes - at)))
+              for (let at = 0; at < bytes; at += READ_PIECE) yield* write(yield* readAt(plan.payloadOffset + at, Math.min(READ_PIECE, bytes - at)))
             })
           for (let r = 0; r < plan.repeats; r++) yield* copy(length)
           yield* copy(plan.tailLength)
         }
         yield* write(plan.moov)
+        yield* output.finish.pipe(Effect.mapError(io("written")))
       })
     )
     return plan
