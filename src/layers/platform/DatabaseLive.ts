@@ -1,12 +1,14 @@
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
-import { Data, Duration, Effect, Layer, Redacted, Runtime } from "effect"
+import { Context, Data, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import pg from "pg"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../../services/platform/AppConfig.js"
 import { errorCodeOf, sqlStateOf } from "../../services/platform/errorCode.js"
+import { LeanSql } from "../../services/platform/LeanSql.js"
 import { awaitWithin, releaseStage } from "../../services/platform/Lifecycle.js"
+import { makeLeanSqlPg } from "./LeanSqlPg.js"
 
 export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly op: string
@@ -82,49 +84,57 @@ export const runMigrations = Effect.fn("Database.runMigrations")(function*(
   return applied
 })
 
+/** The pg pool shared by SqlClient and LeanSql (internal to this module). */
+class PgPool extends Context.Tag("app/PgPool")<PgPool, pg.Pool>() {}
+
 /**
- * The Postgres pool behind SqlClient. Owns the pool: on release (after every layer that queries)
+ * Owns the Postgres pool: on release (after every layer that queries, SqlClient and LeanSql)
  * it ends the pool, waiting at most 5 s (less when the shutdown cap is nearer) for checked-out
  * clients; past that the pool is abandoned (its sockets die with the process).
  */
-export const PgLive = Layer.unwrapEffect(
+const PgPoolLive = Layer.scoped(
+  PgPool,
   Effect.gen(function*() {
     const config = (yield* AppConfig).database
     const url = Redacted.value(config.url)
     if (config.createIfMissing) yield* ensureDatabase(url)
     const runtime = yield* Effect.runtime<never>()
-    return PgClient.layerFromPool({
-      acquire: Effect.acquireRelease(
-        Effect.sync(() => {
-          const pool = new pg.Pool({
-            connectionString: url,
-            max: config.poolSize,
-            connectionTimeoutMillis: Duration.toMillis(config.connectTimeout),
-            idleTimeoutMillis: 30_000,
-            statement_timeout: Duration.toMillis(config.statementTimeout),
-            application_name: "lumiku-backend",
-            keepAlive: true
-          })
-          // An idle client lost its server (restart, network): pg drops it from the pool by itself.
-          pool.on("error", (error: Error) => {
-            Runtime.runFork(runtime)(Effect.logWarning("postgres idle client error", { code: errorCodeOf(error) ?? error.name }))
-          })
-          return pool
-        }),
-        (pool) =>
-          releaseStage(
-            "postgres.close",
-            awaitWithin(() => pool.end(), Duration.seconds(5)).pipe(
-              Effect.catchAll((error) =>
-                Effect.logWarning("postgres pool did not end in time; its connections are abandoned", {
-                  error: error._tag === "TimeoutException" ? "timed out" : error.message
-                }))
-            )
+    return yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const pool = new pg.Pool({
+          connectionString: url,
+          max: config.poolSize,
+          connectionTimeoutMillis: Duration.toMillis(config.connectTimeout),
+          idleTimeoutMillis: 30_000,
+          statement_timeout: Duration.toMillis(config.statementTimeout),
+          application_name: "lumiku-backend",
+          keepAlive: true
+        })
+        // An idle client lost its server (restart, network): pg drops it from the pool by itself.
+        pool.on("error", (error: Error) => {
+          Runtime.runFork(runtime)(Effect.logWarning("postgres idle client error", { code: errorCodeOf(error) ?? error.name }))
+        })
+        return pool
+      }),
+      (pool) =>
+        releaseStage(
+          "postgres.close",
+          awaitWithin(() => pool.end(), Duration.seconds(5)).pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning("postgres pool did not end in time; its connections are abandoned", {
+                error: error._tag === "TimeoutException" ? "timed out" : error.message
+              }))
           )
-      )
-    })
+        )
+    )
   })
 )
+
+/** SqlClient (PgClient) and LeanSql over one pool, which is released after both. */
+export const PgLive = Layer.merge(
+  Layer.unwrapEffect(Effect.map(PgPool, (pool) => PgClient.layerFromPool({ acquire: Effect.succeed(pool) }))),
+  Layer.effect(LeanSql, Effect.map(PgPool, makeLeanSqlPg))
+).pipe(Layer.provide(PgPoolLive))
 
 /** Postgres with the schema migrated: PgClient plus a migration run at startup. */
 export const DatabaseLive = Layer.effectDiscard(runMigrations()).pipe(Layer.provideMerge(PgLive))

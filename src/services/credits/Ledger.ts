@@ -1,6 +1,7 @@
 import { SqlClient, SqlError, type Statement } from "@effect/sql"
 import { Effect, Metric, Option, Schedule, Schema } from "effect"
 import { sqlStateOf } from "../platform/errorCode.js"
+import { LeanSql } from "../platform/LeanSql.js"
 import { countedAs } from "./metrics.js"
 import {
   ChargeNotFound,
@@ -150,8 +151,13 @@ type Written =
 export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const lean = yield* LeanSql
 
-    const inCallerTransaction = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), Option.isSome)
+    const inCallerTransaction = Effect.zipWith(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      lean.inTransaction,
+      (caller, leanCaller) => Option.isSome(caller) || leanCaller
+    )
 
     /** One attempt of an operation: retried whole on 40001/40P01 unless it runs in the caller's transaction. */
     const attempt = <A, E, R>(once: (nested: boolean) => Effect.Effect<A, E, R>) =>
@@ -404,7 +410,7 @@ export class Ledger extends Effect.Service<Ledger>()("app/Ledger", {
     // Read on every balance request: untraced, since Effect.fn captures a stack trace per call even
     // while no span is exported (see platform/tracing.ts).
     const balance = Effect.fnUntraced(function*(userId: string) {
-      const rows = yield* sql`SELECT balance FROM users WHERE id = ${userId}`.pipe(
+      const rows = yield* lean.run(sql`SELECT balance FROM users WHERE id = ${userId}`).pipe(
         Effect.flatMap((raw) => Effect.orDie(decodeBalances(raw)))
       )
       const row = rows[0]

@@ -5,6 +5,7 @@ import { Ledger } from "../credits/Ledger.js"
 import { defineJob } from "../jobs/JobDefinition.js"
 import { JobQueues } from "../jobs/JobQueues.js"
 import { ValidationError } from "../platform/DomainError.js"
+import { LeanSql } from "../platform/LeanSql.js"
 import { Redis } from "../platform/Redis.js"
 import { Storage } from "../platform/Storage.js"
 import { AppCatalog, GenerationJobPayload } from "./AppCatalog.js"
@@ -153,6 +154,7 @@ export const refundFor = (charged: number, requested: number, delivered: number)
 export class Generations extends Effect.Service<Generations>()("app/Generations", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const lean = yield* LeanSql
     const ledger = yield* Ledger
     const queues = yield* JobQueues
     const catalog = yield* AppCatalog
@@ -206,7 +208,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
           reason: `${app.name}: ${params.units} ${params.units === 1 ? "unit" : "units"}`,
           reference: `generation:${id}`
         }, (charge) =>
-          sql`
+          lean.run(sql`
             WITH ${charge},
             locked AS (SELECT pg_advisory_xact_lock(${ROW_LOCK_SPACE}, hashtext(${id}))),
             created AS (
@@ -216,7 +218,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
               FROM charge CROSS JOIN locked
               RETURNING *
             )
-            SELECT created.*, charge.balance_after AS balance FROM created CROSS JOIN charge`)
+            SELECT created.*, charge.balance_after AS balance FROM created CROSS JOIN charge`))
         const generation = yield* Effect.orDie(decodeCreated(created[0]))
         yield* queues.enqueue(app.job, id, { generationId: id, userId: params.userId }, { fresh: true })
         return generation

@@ -4,6 +4,7 @@ import { GenerationNotFound } from "../generations/GenerationError.js"
 import { type Generation, type GenerationOutput, Generations, type GenerationStatus } from "../generations/Generations.js"
 import { AppConfig } from "../platform/AppConfig.js"
 import { ValidationError } from "../platform/DomainError.js"
+import { LeanSql } from "../platform/LeanSql.js"
 import type { Upload } from "../uploads/Uploads.js"
 import { Uploads } from "../uploads/Uploads.js"
 import { estimateMix } from "./estimate.js"
@@ -197,6 +198,7 @@ const generationNotFound = () => new GenerationNotFound({ message: "No such gene
 export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const lean = yield* LeanSql
     const uploads = yield* Uploads
     const generations = yield* Generations
     const config = yield* AppConfig
@@ -221,7 +223,7 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
     const ownedProject = (userId: string, id: string, lock = false) =>
       Effect.gen(function*() {
         if (!UUID.test(id)) return yield* projectNotFound()
-        const rows = yield* (lock
+        const rows = yield* lean.run(lock
           ? sql<ProjectRow>`SELECT * FROM video_mixer_projects WHERE id = ${id} AND user_id = ${userId} FOR UPDATE`
           : sql<ProjectRow>`SELECT * FROM video_mixer_projects WHERE id = ${id} AND user_id = ${userId}`).pipe(Effect.orDie)
         const row = rows[0]
@@ -469,7 +471,7 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
      * it in its transaction after locking the project, so no delete can change them meanwhile).
      */
     const snapshot = (projectId: string) =>
-      sql<{ readonly clips: ReadonlyArray<MixClip>; readonly groups: ReadonlyArray<MixGroup> }>`
+      lean.run(sql<{ readonly clips: ReadonlyArray<MixClip>; readonly groups: ReadonlyArray<MixGroup> }>`
         SELECT
           COALESCE((
             SELECT json_agg(json_build_object(
@@ -483,7 +485,7 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
             SELECT json_agg(json_build_object('groupId', g.id, 'order', g."order") ORDER BY g."order", g.created_at, g.id)
             FROM video_mixer_groups g
             WHERE g.project_id = ${projectId}
-          ), '[]') AS groups`.pipe(Effect.map((rows) => rows[0]!), Effect.orDie)
+          ), '[]') AS groups`).pipe(Effect.map((rows) => rows[0]!), Effect.orDie)
 
     const estimate = Effect.fn("VideoMixer.estimate")(function*(userId: string, request: MixRequest) {
       yield* checkTotal(request.totalVideos)
@@ -507,7 +509,8 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
     const generate = Effect.fn("VideoMixer.generate")(function*(userId: string, request: MixRequest) {
       yield* checkTotal(request.totalVideos)
       const perOutput = creditCostPerOutput(request.settings)
-      const generation = yield* transaction(Effect.gen(function*() {
+      // The hot write: its statements go through LeanSql (services/platform/LeanSql.ts).
+      const generation = yield* lean.transaction(Effect.gen(function*() {
         const project = yield* ownedProject(userId, request.projectId, true)
         const { clips, groups } = yield* snapshot(project.id)
         if (clips.length === 0) {
@@ -534,7 +537,7 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
           cost: perOutput * request.totalVideos,
           settings
         })
-      }))
+      })).pipe(Effect.catchTag("SqlError", Effect.die))
       return {
         generation: fromGeneration(generation, generation.projectId ?? request.projectId),
         creditUsed: generation.charged,
