@@ -9,7 +9,7 @@ import { JobsHttpLive } from "./jobs/index.js"
 import { PaymentsHttpLive } from "./payments/index.js"
 import { PlatformHttpLive } from "./platform/index.js"
 import { UploadsHttpLive } from "./uploads/index.js"
-import { VideoMixerHttpLive } from "./videoMixer/index.js"
+import { VideoMixerHttpLive, videoMixerLeanRoutes } from "./videoMixer/index.js"
 import { AvatarCreatorHttpLive } from "./avatarCreator/index.js"
 import { LoopingFlowHttpLive } from "./loopingFlow/index.js"
 import { makeJsonRoutes } from "./platform/jsonRoutes.js"
@@ -42,7 +42,7 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
 )
 
 /** The hot routes the Node server answers ahead of the router (each also declared in the HttpApi; see platform/leanRoutes.ts). */
-const LeanRoutesLive = Layer.effect(LeanRoutes, Effect.all([...creditsLeanRoutes]))
+const LeanRoutesLive = Layer.effect(LeanRoutes, Effect.all([...creditsLeanRoutes, ...videoMixerLeanRoutes]))
 
 /** Routes outside the HttpApi contract, added to the same router (tests use this); they may use the app's services. */
 export type ExtraRoutes = Layer.Layer<never, never, HttpApiBuilder.Router | AppServices>

@@ -123,7 +123,12 @@ describe("detailed report rate limit", () => {
   let app: InProcessApp
   beforeAll(async () => {
     // The checks get time enough for 8 concurrent reports on a busy 2-core machine: this is about the limit, not the timeouts.
-    app = await startApp(testEnv({ HEALTH_RATE_LIMIT_PER_MINUTE: "5", HEALTH_DETAILED_TIMEOUT: "2 seconds" }))
+    app = await startApp(testEnv({
+      // its own Redis prefix: the per-address window (127.0.0.1) is otherwise shared with every file of the run
+      REDIS_KEY_PREFIX: `${inject("redisKeyPrefix")}healthlimit:`,
+      HEALTH_RATE_LIMIT_PER_MINUTE: "5",
+      HEALTH_DETAILED_TIMEOUT: "2 seconds"
+    }))
   })
   afterAll(async () => app?.close())
 

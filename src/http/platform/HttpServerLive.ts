@@ -7,7 +7,8 @@ import { bodyLimitFor, isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { makeAccessLog } from "./middleware/requestLog.js"
 import { answerCorsHeaders } from "./middleware/cors.js"
-import { type LeanAnswer, type LeanRoute, LeanRoutes } from "./leanRoutes.js"
+import { type LeanAnswer, type LeanRoute, LeanRoutes, type LeanRun } from "./leanRoutes.js"
+import { jsonMediaType } from "./mediaType.js"
 import type { CorsPolicy } from "../../services/platform/CorsPolicy.js"
 import { makeOpenSockets, OpenSockets } from "./OpenSockets.js"
 import { isValidRequestId } from "./requestContext.js"
@@ -92,16 +93,41 @@ class AppHttpServer extends http.Server {
   }
 }
 
-/** A lean route's path, when the request is one it answers: its method, no body. */
+/** The lean route for this request, when it is one the route takes (see LeanRoute). */
 const leanRouteOf = (req: http.IncomingMessage, routes: ReadonlyMap<string, LeanRoute>): LeanRoute | undefined => {
   if (routes.size === 0 || req.url === undefined) return undefined
-  const headers = req.headers
-  if (headers["transfer-encoding"] !== undefined || (headers["content-length"] !== undefined && headers["content-length"] !== "0")) {
-    return undefined // the usual path decides what a body on a GET means (413 over the limit, say)
-  }
   const queryAt = req.url.indexOf("?")
-  return routes.get(`${req.method} ${queryAt === -1 ? req.url : req.url.slice(0, queryAt)}`)
+  const route = routes.get(`${req.method} ${queryAt === -1 ? req.url : req.url.slice(0, queryAt)}`)
+  if (route === undefined) return undefined
+  const headers = req.headers
+  const length = headers["content-length"]
+  if (route.method === "GET") {
+    // the usual path decides what a body on a GET means (413 over the limit, say)
+    return headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") ? undefined : route
+  }
+  if (headers["transfer-encoding"] !== undefined || headers["content-encoding"] !== undefined || length === undefined) return undefined
+  const bytes = /^[1-9][0-9]{0,9}$/.test(length) ? Number(length) : 0
+  const type = headers["content-type"]
+  return bytes > 0 && bytes <= route.json.maxBytes && type !== undefined && jsonMediaType(type) === "json" && route.json.accepts(req)
+    ? route
+    : undefined
 }
+
+/** The whole body of a request whose Content-Length was checked; undefined when the client went away first. */
+const readBody = (req: http.IncomingMessage): Promise<Buffer | undefined> =>
+  new Promise((resolve) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      chunks.push(chunk)
+      size += chunk.length
+    })
+    req.once("end", () => resolve(Buffer.concat(chunks, size)))
+    req.once("error", () => resolve(undefined))
+    req.once("close", () => {
+      if (!req.complete) resolve(undefined)
+    })
+  })
 
 interface ConnectionOptions {
   readonly probes: Probes
@@ -170,9 +196,15 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
     const route = leanRouteOf(req, leanRoutes)
     if (route === undefined) return false
     leanAnswers++
-    const run = route.answer(req, requestId)
     const logLine = (status: number) =>
       options.onAnswered({ method: route.method, route: route.path, status, durationMs: Math.round((performance.now() - start) * 100) / 100, requestId })
+    if (route.method === "GET") respond(req, res, route.answer(req, requestId), logLine)
+    else {
+      void readBody(req).then((body) => (body === undefined ? logLine(499) : respond(req, res, route.answer(req, requestId, body), logLine)))
+    }
+    return true
+  }
+  const respond = (req: http.IncomingMessage, res: http.ServerResponse, run: LeanRun, logLine: (status: number) => void) => {
     // The client went away first: the answer is stopped, as the usual path interrupts its fiber (499).
     res.once("close", () => {
       if (!res.writableEnded) run.abort()
@@ -188,7 +220,6 @@ const makeConnections = (server: AppHttpServer, options: ConnectionOptions): Htt
       res.writeHead(answer.status, headers).end(answer.body)
       logLine(answer.status)
     })
-    return true
   }
   // Node answers a request it cannot parse (an unknown method, a malformed request line, headers
   // over the limit) with an empty 400/431 and no request ever reaches the app; this answers in the

@@ -1,3 +1,5 @@
+import { type Envelope, formatPath } from "./middleware/errorEnvelope.js"
+
 /**
  * Checks on a parsed JSON body that its schema cannot make: how deep it nests and whether any string
  * holds U+0000. Deep nesting is refused before schema decoding, whose error formatting recurses per
@@ -35,4 +37,19 @@ export const inspectJson = (value: unknown): JsonProblem | undefined => {
     }
   }
   return undefined
+}
+
+/** The answer to a problem `inspectJson` found: 400, as the cross-site screen and the lean routes give it. */
+export const jsonProblemEnvelope = (problem: JsonProblem): Envelope => {
+  if (problem._tag === "TooDeep") {
+    return { status: 400, code: "MALFORMED_REQUEST", message: `The JSON body nests deeper than ${problem.maxDepth} levels` }
+  }
+  const path = formatPath(problem.path)
+  const message = `Invalid request at ${path}: the NUL character (U+0000) is not allowed`
+  return {
+    status: 400,
+    code: "VALIDATION_ERROR",
+    message,
+    fields: { issues: [{ path, message: "the NUL character (U+0000) is not allowed" }] }
+  }
 }

@@ -16,17 +16,29 @@ export interface LeanRun {
 }
 
 /**
- * A hot GET route answered by the Node server ahead of Effect's router and middleware chain (see
- * HttpServerLive), for a request without a body. It must answer exactly as its HttpApi route would
- * (the route stays declared there, for OpenAPI and for requests the lean path leaves alone):
- * the Node server gives it the request id, in-flight tracking, the CORS headers and the access-log
- * line; the route gives its own authentication, rate-limit headers and the one error body.
+ * A hot route answered by the Node server ahead of Effect's router and middleware chain (see
+ * HttpServerLive). It must answer exactly as its HttpApi route would (the route stays declared there,
+ * for OpenAPI and for every request the lean path leaves alone): the Node server gives it the request
+ * id, in-flight tracking, the CORS headers and the access-log line; the route gives its own
+ * authentication, rate-limit headers, body checks and the one error body.
+ * - A GET route takes requests without a body.
+ * - A POST route with `json` takes only a plain JSON body: `Content-Type: application/json` (any
+ *   parameters), a Content-Length from 1 to `json.maxBytes`, no Transfer-Encoding or Content-Encoding,
+ *   and `json.accepts(req)`; the server reads it whole and hands it over. Any other request (no body,
+ *   another type, chunked, larger, not accepted) takes the usual path, which answers it as before.
  */
-export interface LeanRoute {
-  readonly method: "GET"
-  readonly path: string
-  readonly answer: (req: http.IncomingMessage, requestId: string) => LeanRun
-}
+export type LeanRoute =
+  | {
+    readonly method: "GET"
+    readonly path: string
+    readonly answer: (req: http.IncomingMessage, requestId: string) => LeanRun
+  }
+  | {
+    readonly method: "POST"
+    readonly path: string
+    readonly json: { readonly maxBytes: number; readonly accepts: (req: http.IncomingMessage) => boolean }
+    readonly answer: (req: http.IncomingMessage, requestId: string, body: Buffer) => LeanRun
+  }
 
 /** The lean routes of this server (none unless the HTTP composition provides them). */
 export class LeanRoutes extends Context.Tag("app/LeanRoutes")<LeanRoutes, ReadonlyArray<LeanRoute>>() {}

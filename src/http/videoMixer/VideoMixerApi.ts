@@ -123,7 +123,7 @@ export const MixGenerationItem = Schema.Struct({
   audioOption: Schema.Literal("keep", "mute")
 }).annotations({ identifier: "VideoMixerGeneration" })
 
-const MixRequest = Schema.Struct({
+export const MixRequest = Schema.Struct({
   projectId: ProjectId,
   totalVideos: Schema.Number.annotations({ message: () => "totalVideos must be a number" }),
   settings: MixSettings
@@ -149,6 +149,16 @@ const FileIndex = Schema.compose(
 
 const binary = (contentType: string) =>
   Schema.Uint8ArrayFromSelf.pipe(HttpApiSchema.withEncoding({ kind: "Uint8Array", contentType }))
+
+/** An accepted generate's answer (also written by the lean route, generateRoute.ts). */
+export const Generated = Schema.Struct({
+  success: Schema.Literal(true),
+  generation: MixGenerationItem,
+  creditUsed: Schema.Number,
+  creditBalance: Schema.Number,
+  message: Schema.String
+})
+export const GENERATED_STATUS = 201
 
 /** Video Mixer (/api/apps/video-mixer): projects, groups, source videos, estimate, generate, downloads. */
 export class VideoMixerApi extends HttpApiGroup.make("videoMixer")
@@ -246,16 +256,7 @@ export class VideoMixerApi extends HttpApiGroup.make("videoMixer")
   .add(
     HttpApiEndpoint.post("generate", "/generate")
       .setPayload(MixRequest)
-      .addSuccess(
-        Schema.Struct({
-          success: Schema.Literal(true),
-          generation: MixGenerationItem,
-          creditUsed: Schema.Number,
-          creditBalance: Schema.Number,
-          message: Schema.String
-        }),
-        { status: 201 }
-      )
+      .addSuccess(Generated, { status: GENERATED_STATUS })
       .addError(InsufficientCredits)
       .annotate(
         OpenApi.Description,

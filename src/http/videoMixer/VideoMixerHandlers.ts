@@ -1,10 +1,8 @@
 import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
-import { Effect, Schema } from "effect"
-import { MixJobSettings } from "../../services/videoMixer/MixSettings.js"
+import { Effect } from "effect"
 import { CurrentUser } from "../../services/accounts/CurrentUser.js"
 import { Uploads } from "../../services/uploads/Uploads.js"
 import {
-  type MixGeneration,
   type ProjectDetail,
   type Video,
   VideoMixer
@@ -13,10 +11,9 @@ import { Api } from "../Api.js"
 import { RateLimitGuard } from "../platform/RateLimitGuard.js"
 import { serveFile } from "../uploads/download.js"
 import { declaredLength } from "../uploads/UploadsHandlers.js"
+import { generatedBody, generationItem } from "./generationItem.js"
 import { serveZip } from "./zipDownload.js"
 
-const PREFIX = "/api/apps/video-mixer"
-const decodeSettings = Schema.decodeUnknownSync(MixJobSettings)
 
 const videoItem = (v: Video) => ({
   id: v.id,
@@ -52,45 +49,6 @@ const groupItem = (g: ProjectDetail["groups"][number]) => ({
   createdAt: g.createdAt.toISOString(),
   videos: g.videos.map(videoItem)
 })
-
-/** The web app's generation shape: the flat settings, optional ones as null, outputPaths as a JSON string. */
-const generationItem = (g: MixGeneration) => {
-  // Written by generate from MixSettings; a row that no longer decodes is a fault (500), not bad input.
-  const s = decodeSettings(g.settings)
-  return {
-    id: g.id,
-    projectId: g.projectId,
-    status: g.status,
-    progress: g.progress,
-    totalVideos: g.unitsRequested,
-    videosDelivered: g.unitsDelivered,
-    creditUsed: g.charged - g.refunded,
-    createdAt: g.createdAt.toISOString(),
-    completedAt: g.completedAt === null ? null : g.completedAt.toISOString(),
-    outputPaths: g.outputs.length === 0
-      ? null
-      : JSON.stringify(g.outputs.map((_, i) => `${PREFIX}/download/${g.id}/${i}`)),
-    errorMessage: g.errorMessage,
-    enableOrderMixing: s.enableOrderMixing,
-    enableDifferentStart: s.enableDifferentStart,
-    fixedStartVideoId: s.fixedStartVideoId ?? null,
-    enableGroupMixing: s.enableGroupMixing,
-    groupMixingMode: s.groupMixingMode,
-    enableSpeedVariations: s.enableSpeedVariations,
-    speedMin: s.speedMin,
-    speedMax: s.speedMax,
-    metadataSource: s.metadataSource,
-    videoBitrate: s.videoBitrate,
-    videoResolution: s.videoResolution,
-    frameRate: s.frameRate,
-    aspectRatio: s.aspectRatio,
-    durationType: s.durationType,
-    fixedDuration: s.fixedDuration ?? null,
-    smartDistribution: s.smartDistribution,
-    distributionMode: s.distributionMode,
-    audioOption: s.audioOption
-  }
-}
 
 export const VideoMixerHandlers = HttpApiBuilder.group(Api, "videoMixer", (handlers) =>
   Effect.gen(function*() {
@@ -189,14 +147,7 @@ export const VideoMixerHandlers = HttpApiBuilder.group(Api, "videoMixer", (handl
         Effect.gen(function*() {
           const user = yield* CurrentUser
           yield* guard.enforce("videoMixerGenerate", `user:${user.id}`)
-          const { generation, creditUsed, creditBalance } = yield* mixer.generate(user.id, payload)
-          return {
-            success: true as const,
-            generation: generationItem(generation),
-            creditUsed,
-            creditBalance,
-            message: `Generating ${generation.unitsRequested} ${generation.unitsRequested === 1 ? "video" : "videos"}`
-          }
+          return generatedBody(yield* mixer.generate(user.id, payload))
         }))
       .handle("listGenerations", ({ path }) =>
         Effect.gen(function*() {

@@ -1,11 +1,11 @@
 import { Headers, type HttpApp, HttpServerRequest } from "@effect/platform"
 import { Context, Effect } from "effect"
 import { type CorsPolicy, isAllowedOrigin } from "../../../services/platform/CorsPolicy.js"
-import { inspectJson } from "../jsonBody.js"
+import { inspectJson, jsonProblemEnvelope } from "../jsonBody.js"
 import type { JsonRoutes } from "../jsonRoutes.js"
 import { jsonMediaType } from "../mediaType.js"
 import { requestIdOf } from "../requestContext.js"
-import { envelopeResponse, formatPath } from "./errorEnvelope.js"
+import { envelopeResponse } from "./errorEnvelope.js"
 
 const STATE_CHANGING = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
@@ -76,21 +76,6 @@ export const crossSite = (policy: CorsPolicy, jsonRoutes: JsonRoutes) => (app: H
         return next // the platform parses it again and answers 400 MALFORMED_REQUEST
       }
       const problem = inspectJson(parsed)
-      if (problem === undefined) return next
-      if (problem._tag === "TooDeep") {
-        return Effect.succeed(envelopeResponse({
-          status: 400,
-          code: "MALFORMED_REQUEST",
-          message: `The JSON body nests deeper than ${problem.maxDepth} levels`
-        }, requestId))
-      }
-      const path = formatPath(problem.path)
-      const message = `Invalid request at ${path}: the NUL character (U+0000) is not allowed`
-      return Effect.succeed(envelopeResponse({
-        status: 400,
-        code: "VALIDATION_ERROR",
-        message,
-        fields: { issues: [{ path, message: "the NUL character (U+0000) is not allowed" }] }
-      }, requestId))
+      return problem === undefined ? next : Effect.succeed(envelopeResponse(jsonProblemEnvelope(problem), requestId))
     } })
   })

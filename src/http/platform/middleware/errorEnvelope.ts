@@ -85,7 +85,7 @@ const fromFailure = (error: unknown, limitBytes: number): Envelope | undefined =
       if (cause instanceof Error && cause.message === MAX_BYTES_EXCEEDED) {
         return tooLarge(limitBytes)
       }
-      return { status: 400, code: "MALFORMED_REQUEST", message: "The request body could not be read as the declared content type" }
+      return unreadableBody
     }
     return undefined
   }
@@ -123,6 +123,13 @@ const fromFailure = (error: unknown, limitBytes: number): Envelope | undefined =
     }
   }
   return undefined
+}
+
+/** A body that is not what its Content-Type declares (JSON that does not parse, say). */
+export const unreadableBody: Envelope = {
+  status: 400,
+  code: "MALFORMED_REQUEST",
+  message: "The request body could not be read as the declared content type"
 }
 
 export const tooLarge = (limitBytes: number): Envelope => ({

@@ -1,0 +1,89 @@
+import { HttpApiError } from "@effect/platform"
+import { Cause, Effect, Option, Schema } from "effect"
+import { VideoMixer } from "../../services/videoMixer/VideoMixer.js"
+import { makeAuthenticate, missingToken } from "../accounts/Authentication.js"
+import { BEARER_SCHEME } from "../platform/bearer.js"
+import { inspectJson, jsonProblemEnvelope } from "../platform/jsonBody.js"
+import { failureAnswer, type LeanAnswer, type LeanRoute, makeLeanRunner } from "../platform/leanRoutes.js"
+import { type Envelope, envelopeBody, unreadableBody } from "../platform/middleware/errorEnvelope.js"
+import { RateLimitGuard } from "../platform/RateLimitGuard.js"
+import { rateLimitHeaders } from "../platform/rateLimitHeaders.js"
+import { generatedBody } from "./generationItem.js"
+import { GENERATED_STATUS, Generated, MixRequest } from "./VideoMixerApi.js"
+
+/** Generate bodies are a few hundred bytes; anything larger takes the usual path (whose limit still applies). */
+const MAX_BYTES = 64 * 1024
+
+// The schemas its HttpApi declaration uses, decoded and encoded as HttpApiBuilder does.
+const decodePayload = Schema.decodeUnknown(MixRequest)
+const encodeSuccess = Schema.encode(Generated)
+
+const answerEnvelope = (envelope: Envelope, requestId: string, headers: Readonly<Record<string, string>> = {}): LeanAnswer => ({
+  status: envelope.status,
+  headers: envelope.headers === undefined ? headers : { ...headers, ...envelope.headers },
+  body: JSON.stringify(envelopeBody(envelope, requestId))
+})
+
+/**
+ * POST /api/apps/video-mixer/generate on the lean path (platform/leanRoutes.ts): the hot write. The
+ * same work and answers, in the same order, as the HttpApi route (the cross-site JSON screen, then
+ * Authentication with the general per-user limit, then the payload's schema, then the handler in
+ * VideoMixerHandlers.ts: the route's own limit and the generate), without the router and the
+ * middleware chain. Requests it does not take (no bearer scheme, another content type, chunked or
+ * large bodies) go the usual way; test/videoMixer/generateRoute.test.ts compares the two.
+ */
+export const generateRoute = Effect.gen(function*() {
+  const authenticate = yield* makeAuthenticate
+  const guard = yield* RateLimitGuard
+  const mixer = yield* VideoMixer
+  const run = makeLeanRunner(yield* Effect.runtime<never>())
+
+  const answer = (token: string, text: string, requestId: string): Effect.Effect<LeanAnswer, unknown> => {
+    let parsed: Option.Option<unknown>
+    try {
+      parsed = Option.some(JSON.parse(text))
+    } catch {
+      parsed = Option.none() // answered after authentication, as the platform's own parse is
+    }
+    const problem = Option.isSome(parsed) ? inspectJson(parsed.value) : undefined
+    if (problem !== undefined) return Effect.succeed(answerEnvelope(jsonProblemEnvelope(problem), requestId))
+    if (token === "") return Effect.fail(missingToken)
+    return Effect.flatMap(authenticate(token), ({ decision, user }) => {
+      const general = rateLimitHeaders(decision)
+      if (!decision.allowed) return failureAnswer(Cause.fail(guard.refusal(decision, "general")), requestId, general)
+      if (Option.isNone(parsed)) return Effect.succeed(answerEnvelope(unreadableBody, requestId, general))
+      return decodePayload(parsed.value).pipe(
+        Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError),
+        Effect.flatMap((payload) =>
+          Effect.flatMap(guard.decide("videoMixerGenerate", `user:${user.id}`), (routeDecision) => {
+            const headers = rateLimitHeaders(routeDecision)
+            if (!routeDecision.allowed) {
+              return failureAnswer(Cause.fail(guard.refusal(routeDecision, "videoMixerGenerate")), requestId, headers)
+            }
+            return mixer.generate(user.id, payload).pipe(
+              Effect.flatMap((accepted) => encodeSuccess(generatedBody(accepted))),
+              Effect.map((body): LeanAnswer => ({ status: GENERATED_STATUS, headers, body: JSON.stringify(body) })),
+              Effect.catchAllCause((cause) => failureAnswer(cause, requestId, headers))
+            )
+          })
+        ),
+        Effect.catchAllCause((cause) => failureAnswer(cause, requestId, general))
+      )
+    })
+  }
+
+  const route: LeanRoute = {
+    method: "POST",
+    path: "/api/apps/video-mixer/generate",
+    json: {
+      maxBytes: MAX_BYTES,
+      accepts: (req) => {
+        const header = req.headers["authorization"]
+        return header !== undefined && BEARER_SCHEME.test(header)
+      }
+    },
+    answer: (req, requestId, body) =>
+      run(answer((req.headers["authorization"] ?? "").slice(7).trim(), body.toString("utf8"), requestId), requestId)
+  }
+  return route
+})
