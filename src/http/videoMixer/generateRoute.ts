@@ -9,14 +9,15 @@ import { type Envelope, envelopeBody, unreadableBody } from "../platform/middlew
 import { RateLimitGuard } from "../platform/RateLimitGuard.js"
 import { rateLimitHeaders } from "../platform/rateLimitHeaders.js"
 import { generatedBody } from "./generationItem.js"
-import { GENERATED_STATUS, Generated, MixRequest } from "./VideoMixerApi.js"
+import { GENERATED_STATUS, MixRequest } from "./VideoMixerApi.js"
 
 /** Generate bodies are a few hundred bytes; anything larger takes the usual path (whose limit still applies). */
 const MAX_BYTES = 64 * 1024
 
-// The schemas its HttpApi declaration uses, decoded and encoded as HttpApiBuilder does.
+// The payload schema its HttpApi declaration uses, decoded as HttpApiBuilder does. The answer is not
+// encoded again: `generatedBody` is typed as the success schema's encoded form, whose fields are plain
+// JSON values (no transformation), and the comparison test checks the bodies byte for byte.
 const decodePayload = Schema.decodeUnknown(MixRequest)
-const encodeSuccess = Schema.encode(Generated)
 
 const answerEnvelope = (envelope: Envelope, requestId: string, headers: Readonly<Record<string, string>> = {}): LeanAnswer => ({
   status: envelope.status,
@@ -61,8 +62,7 @@ export const generateRoute = Effect.gen(function*() {
               return failureAnswer(Cause.fail(guard.refusal(routeDecision, "videoMixerGenerate")), requestId, headers)
             }
             return mixer.generate(user.id, payload).pipe(
-              Effect.flatMap((accepted) => encodeSuccess(generatedBody(accepted))),
-              Effect.map((body): LeanAnswer => ({ status: GENERATED_STATUS, headers, body: JSON.stringify(body) })),
+              Effect.map((accepted): LeanAnswer => ({ status: GENERATED_STATUS, headers, body: JSON.stringify(generatedBody(accepted)) })),
               Effect.catchAllCause((cause) => failureAnswer(cause, requestId, headers))
             )
           })

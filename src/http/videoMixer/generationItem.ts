@@ -1,14 +1,17 @@
 import { Schema } from "effect"
 import type { MixGeneration } from "../../services/videoMixer/VideoMixer.js"
 import { MixJobSettings } from "../../services/videoMixer/MixSettings.js"
+import type { Generated } from "./VideoMixerApi.js"
 
 const PREFIX = "/api/apps/video-mixer"
 const decodeSettings = Schema.decodeUnknownSync(MixJobSettings)
 
 /** The web app's generation shape: the flat settings, optional ones as null, outputPaths as a JSON string. */
-export const generationItem = (g: MixGeneration) => {
+export const generationItem = (g: MixGeneration) =>
   // Written by generate from MixSettings; a row that no longer decodes is a fault (500), not bad input.
-  const s = decodeSettings(g.settings)
+  itemOf(g, decodeSettings(g.settings))
+
+const itemOf = (g: MixGeneration, s: MixJobSettings) => {
   return {
     id: g.id,
     projectId: g.projectId,
@@ -44,10 +47,19 @@ export const generationItem = (g: MixGeneration) => {
   }
 }
 
-/** The body of an accepted generate (201), on the HttpApi route and on the lean one (generateRoute.ts). */
-export const generatedBody = (accepted: { readonly generation: MixGeneration; readonly creditUsed: number; readonly creditBalance: number }) => ({
+/**
+ * The body of an accepted generate (201), on the HttpApi route and on the lean one (generateRoute.ts),
+ * from the settings generate has just stored (typed, so not decoded again). Its type is the
+ * schema's encoded form, which the lean route writes as it is (see there).
+ */
+export const generatedBody = (accepted: {
+  readonly generation: MixGeneration
+  readonly settings: MixJobSettings
+  readonly creditUsed: number
+  readonly creditBalance: number
+}): typeof Generated.Encoded => ({
   success: true as const,
-  generation: generationItem(accepted.generation),
+  generation: itemOf(accepted.generation, accepted.settings),
   creditUsed: accepted.creditUsed,
   creditBalance: accepted.creditBalance,
   message: `Generating ${accepted.generation.unitsRequested} ${accepted.generation.unitsRequested === 1 ? "video" : "videos"}`

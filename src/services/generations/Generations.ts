@@ -56,7 +56,9 @@ export interface Generation extends Schema.Schema.Type<typeof GenerationRow> {}
 const decodeRows = Schema.decodeUnknown(Schema.Array(GenerationRow))
 
 const CreatedRow = Schema.extend(GenerationRow, Schema.Struct({ balance: Int8 }))
-const decodeCreated = Schema.decodeUnknown(CreatedRow)
+// The row as its statement returns it, but for its settings: those are what `create` was given (and are
+// not walked again, a generation's settings can hold a whole clip list).
+const decodeCreated = Schema.decodeUnknown(Schema.Struct({ ...GenerationRow.fields, balance: Int8, settings: Schema.Unknown }))
 
 /** A generation just created, with its user's balance right after its charge. */
 export interface CreatedGeneration extends Schema.Schema.Type<typeof CreatedRow> {}
@@ -219,7 +221,7 @@ export class Generations extends Effect.Service<Generations>()("app/Generations"
               RETURNING *
             )
             SELECT created.*, charge.balance_after AS balance FROM created CROSS JOIN charge`))
-        const generation = yield* Effect.orDie(decodeCreated(created[0]))
+        const generation: CreatedGeneration = { ...yield* Effect.orDie(decodeCreated(created[0])), settings: params.settings }
         yield* queues.enqueue(app.job, id, { generationId: id, userId: params.userId }, { fresh: true })
         return generation
       })).pipe(

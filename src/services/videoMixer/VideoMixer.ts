@@ -540,6 +540,8 @@ export class VideoMixer extends Effect.Service<VideoMixer>()("app/VideoMixer", {
       })).pipe(Effect.catchTag("SqlError", Effect.die))
       return {
         generation: fromGeneration(generation, generation.projectId ?? request.projectId),
+        /** What was stored as the generation's settings, typed (its answer needs no decode of them). */
+        settings: generation.settings as MixJobSettings,
         creditUsed: generation.charged,
         creditBalance: generation.balance
       }
