@@ -3,6 +3,7 @@ import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Context, Effect } from "effect"
+import { Redis } from "ioredis"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { HttpConnections } from "../../src/http/platform/HttpServerLive.js"
@@ -10,6 +11,7 @@ import { Ledger } from "../../src/services/credits/Ledger.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { PrivateRedis } from "../support/redisServer.js"
 import { makeFixtures } from "./media.js"
 
 const PASSWORD = "Correct-Horse-42"
@@ -189,6 +191,18 @@ describe("the lean generate route answers as the HttpApi route does", () => {
     expect(JSON.parse(poor.a.body)).toMatchObject({ code: "INSUFFICIENT_CREDITS", required: 1, current: 0 })
   })
 
+  it("a payload that does not decode is not counted against the route's limit (it never reaches the handler)", async () => {
+    const user = await stocked()
+    const auth = { ...json, ...bearer(user.token) }
+    for (const body of ["{\"projectId\":", JSON.stringify({ projectId: user.projectId, totalVideos: "x", settings: SETTINGS })]) {
+      expect((await post(lean, auth, body)).status).toBe(400)
+      expect((await post(full, auth, body)).status).toBe(400)
+    }
+    const first = await post(lean, auth, request(user.projectId))
+    expect(first.status).toBe(201)
+    expect(first.headers["ratelimit-remaining"]).toBe("5")
+  })
+
   it("the route's own limit, counted across both apps: 429 with Retry-After and its headers", async () => {
     const user = await stocked()
     const auth = { ...json, ...bearer(user.token) }
@@ -256,5 +270,67 @@ describe("the lean generate route answers as the HttpApi route does", () => {
     const b = line(full, "full-logged-0001")
     expect(a).toMatchObject({ method: "POST", route: ROUTE, status: 201 })
     expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort())
+  })
+})
+
+describe("the lean generate route, its two limits in one round trip, and Redis gone", () => {
+  let redis: PrivateRedis
+  let lean: InProcessApp
+  let full: InProcessApp
+  let direct: Redis
+  let work: string
+  let clip: Buffer
+  const prefix = `${inject("redisKeyPrefix")}leangen2:`
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "lumiku-leangen2-"))
+    clip = fs.readFileSync((await makeFixtures(work))[0]!)
+    redis = await PrivateRedis.start()
+    const env = testEnv({
+      ROLE: "api",
+      REDIS_PORT: String(redis.port),
+      REDIS_KEY_PREFIX: prefix,
+      JWT_SECRET: "lean-generate-redis-test-secret-0123456789abcdef",
+      RATE_LIMIT_GENERAL: "4 per 1 minute",
+      RATE_LIMIT_VIDEO_MIXER_GENERATE: "100 per 1 minute",
+      RATE_LIMIT_REGISTER: "1000 per 1 minute",
+      RATE_LIMIT_UPLOAD: "1000 per 1 minute",
+      RATE_LIMIT_PROJECT_CREATE: "1000 per 1 minute"
+    })
+    lean = await startApp(env)
+    full = await startApp(env, { leanRoutes: false })
+    direct = new Redis({ port: redis.port, keyPrefix: prefix, maxRetriesPerRequest: 0, enableOfflineQueue: false })
+    direct.on("error", () => undefined)
+  }, 120_000)
+  afterAll(async () => {
+    direct?.disconnect()
+    await lean?.close()
+    await full?.close()
+    await redis?.stop()
+    if (work !== undefined) fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  it("over the general limit, the route's window is not counted; with Redis gone both paths refuse the same 503 (the route fails closed)", async () => {
+    const registered = await call(lean, "POST", "/api/auth/register", { email: freshEmail("leangen2"), password: PASSWORD })
+    const token = registered.body["data"].token as string
+    const userId = registered.body["data"].user.id as string
+    const auth = { "content-type": "application/json", ...bearer(token) }
+    const project = await call(lean, "POST", "/api/apps/video-mixer/projects", { name: "P" }, bearer(token))
+    const projectId = project.body["project"].id as string
+    const form = new FormData()
+    form.append("projectId", projectId)
+    form.append("file", new Blob([clip], { type: "video/mp4" }), "clip.mp4")
+    expect((await fetch(lean.url("/api/apps/video-mixer/videos/upload"), { method: "POST", headers: bearer(token), body: form })).status).toBe(201)
+    // the general window already holds the project's creation and the upload: 2 of 4 left
+    const body = JSON.stringify({ projectId, totalVideos: 1, settings: SETTINGS })
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await post(lean, auth, body)).status)
+    expect(statuses).toEqual([201, 201, 429, 429])
+    expect(await direct.zcard(`rl:videoMixerGenerate:user:${userId}`)).toBe(2)
+
+    await redis.stop()
+    const a = await post(lean, { ...auth, "x-request-id": "lean-gone-redis-01" }, body)
+    const b = await post(full, { ...auth, "x-request-id": "full-gone-redis-01" }, body)
+    expect([a.status, b.status]).toEqual([503, 503])
+    expect(a.body.replace("lean-gone-redis-01", "(id)")).toBe(b.body.replace("full-gone-redis-01", "(id)"))
   })
 })

@@ -7,7 +7,7 @@ import type { AccessClaims } from "../../services/accounts/tokens.js"
 import type { RateLimitDecision } from "../../services/platform/RateLimiter.js"
 import { RateLimited, ServiceUnavailable, Unauthorized } from "../platform/ApiError.js"
 import { bearerToken } from "../platform/bearer.js"
-import { RateLimitGuard } from "../platform/RateLimitGuard.js"
+import { type PolicyName, RateLimitGuard } from "../platform/RateLimitGuard.js"
 
 /** Requires a valid access token and provides the caller as CurrentUser (shown in OpenAPI as bearer auth). */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app/Authentication", {
@@ -20,6 +20,8 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("app
 export interface Authenticated {
   readonly user: CurrentUserShape
   readonly decision: RateLimitDecision
+  /** The route limit asked for with `also`, decided when the general limit allowed the request. */
+  readonly also?: RateLimitDecision | undefined
 }
 
 export const missingToken = new Unauthorized({ message: "Sign in first: this needs an Authorization: Bearer token" })
@@ -37,23 +39,34 @@ export const makeAuthenticate = Effect.gen(function*() {
   const mirror = yield* SessionMirror
   const general = guard.policy("general")
 
-  const fromPostgres = (claims: AccessClaims, limitKey: string, generation?: string) =>
+  const fromPostgres = (claims: AccessClaims, limitKey: string, also: PolicyName | undefined, generation?: string) =>
     accounts.liveSession(claims).pipe(
       Effect.tap((session) => (generation === undefined ? Effect.void : mirror.fill(generation, session))),
-      Effect.flatMap((session) => Effect.map(guard.decide("general", limitKey), (decision): Authenticated => ({ user: session.user, decision })))
+      Effect.flatMap((session) =>
+        Effect.flatMap(guard.decide("general", limitKey), (decision): Effect.Effect<Authenticated, ServiceUnavailable> =>
+          also === undefined || !decision.allowed
+            ? Effect.succeed({ user: session.user, decision })
+            : Effect.map(guard.decide(also, limitKey), (second) => ({ user: session.user, decision, also: second }))
+        )
+      )
     )
 
-  return (token: string): Effect.Effect<Authenticated, Unauthorized | ServiceUnavailable> =>
+  /**
+   * `also`: a route's own per-user limit, decided after the general one allowed the request (in the
+   * same Redis round trip when the session is mirrored), as the route's handler would decide it next.
+   */
+  return (token: string, also?: PolicyName): Effect.Effect<Authenticated, Unauthorized | ServiceUnavailable> =>
     Effect.flatMap(accounts.verifyToken(token), (claims) => {
       const limitKey = `user:${claims.userId}`
-      return Effect.flatMap(mirror.check(claims, general, limitKey), (found) => {
+      const second = also === undefined ? undefined : { policy: guard.policy(also), limitKey }
+      return Effect.flatMap(mirror.check(claims, general, limitKey, second), (found) => {
         switch (found._tag) {
           case "Hit":
-            return Effect.succeed<Authenticated>({ user: found.user, decision: found.decision })
+            return Effect.succeed<Authenticated>({ user: found.user, decision: found.decision, also: found.also })
           case "Miss":
-            return fromPostgres(claims, limitKey, found.generation)
+            return fromPostgres(claims, limitKey, also, found.generation)
           case "Unusable":
-            return fromPostgres(claims, limitKey)
+            return fromPostgres(claims, limitKey, also)
         }
       })
     })

@@ -1,5 +1,5 @@
 import { HttpApiError } from "@effect/platform"
-import { Cause, Effect, Option, Schema } from "effect"
+import { Cause, Effect, Either, Option, Schema } from "effect"
 import { VideoMixer } from "../../services/videoMixer/VideoMixer.js"
 import { makeAuthenticate, missingToken } from "../accounts/Authentication.js"
 import { BEARER_SCHEME } from "../platform/bearer.js"
@@ -17,7 +17,7 @@ const MAX_BYTES = 64 * 1024
 // The payload schema its HttpApi declaration uses, decoded as HttpApiBuilder does. The answer is not
 // encoded again: `generatedBody` is typed as the success schema's encoded form, whose fields are plain
 // JSON values (no transformation), and the comparison test checks the bodies byte for byte.
-const decodePayload = Schema.decodeUnknown(MixRequest)
+const decodePayload = Schema.decodeUnknownEither(MixRequest)
 
 const answerEnvelope = (envelope: Envelope, requestId: string, headers: Readonly<Record<string, string>> = {}): LeanAnswer => ({
   status: envelope.status,
@@ -30,7 +30,7 @@ const answerEnvelope = (envelope: Envelope, requestId: string, headers: Readonly
  * same work and answers, in the same order, as the HttpApi route (the cross-site JSON screen, then
  * Authentication with the general per-user limit, then the payload's schema, then the handler in
  * VideoMixerHandlers.ts: the route's own limit and the generate), without the router and the
- * middleware chain. Requests it does not take (no bearer scheme, another content type, chunked or
+ * middleware chain, and with the route's limit counted in the session check's round trip. Requests it does not take (no bearer scheme, another content type, chunked or
  * large bodies) go the usual way; test/videoMixer/generateRoute.test.ts compares the two.
  */
 export const generateRoute = Effect.gen(function*() {
@@ -49,25 +49,25 @@ export const generateRoute = Effect.gen(function*() {
     const problem = Option.isSome(parsed) ? inspectJson(parsed.value) : undefined
     if (problem !== undefined) return Effect.succeed(answerEnvelope(jsonProblemEnvelope(problem), requestId))
     if (token === "") return Effect.fail(missingToken)
-    return Effect.flatMap(authenticate(token), ({ decision, user }) => {
+    // Decoded now, answered in its turn: the route's limit is counted (with the session check, one
+    // round trip) only for a payload that decodes, as its handler only runs for one.
+    const payload = Option.map(parsed, decodePayload)
+    const decoded = Option.isSome(payload) && Either.isRight(payload.value)
+    return Effect.flatMap(authenticate(token, decoded ? "videoMixerGenerate" : undefined), ({ also, decision, user }) => {
       const general = rateLimitHeaders(decision)
       if (!decision.allowed) return failureAnswer(Cause.fail(guard.refusal(decision, "general")), requestId, general)
-      if (Option.isNone(parsed)) return Effect.succeed(answerEnvelope(unreadableBody, requestId, general))
-      return decodePayload(parsed.value).pipe(
-        Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError),
-        Effect.flatMap((payload) =>
-          Effect.flatMap(guard.decide("videoMixerGenerate", `user:${user.id}`), (routeDecision) => {
-            const headers = rateLimitHeaders(routeDecision)
-            if (!routeDecision.allowed) {
-              return failureAnswer(Cause.fail(guard.refusal(routeDecision, "videoMixerGenerate")), requestId, headers)
-            }
-            return mixer.generate(user.id, payload).pipe(
-              Effect.map((accepted): LeanAnswer => ({ status: GENERATED_STATUS, headers, body: JSON.stringify(generatedBody(accepted)) })),
-              Effect.catchAllCause((cause) => failureAnswer(cause, requestId, headers))
-            )
-          })
-        ),
-        Effect.catchAllCause((cause) => failureAnswer(cause, requestId, general))
+      if (Option.isNone(payload)) return Effect.succeed(answerEnvelope(unreadableBody, requestId, general))
+      if (Either.isLeft(payload.value) || also === undefined) {
+        const invalid = Either.isLeft(payload.value) ? payload.value.left : undefined
+        return (invalid === undefined ? Effect.dieMessage("the route limit was not decided") : HttpApiError.HttpApiDecodeError.refailParseError(invalid)).pipe(
+          Effect.catchAllCause((cause) => failureAnswer(cause, requestId, general))
+        )
+      }
+      const headers = rateLimitHeaders(also)
+      if (!also.allowed) return failureAnswer(Cause.fail(guard.refusal(also, "videoMixerGenerate")), requestId, headers)
+      return mixer.generate(user.id, payload.value.right).pipe(
+        Effect.map((accepted): LeanAnswer => ({ status: GENERATED_STATUS, headers, body: JSON.stringify(generatedBody(accepted)) })),
+        Effect.catchAllCause((cause) => failureAnswer(cause, requestId, headers))
       )
     })
   }

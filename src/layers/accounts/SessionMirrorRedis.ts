@@ -29,7 +29,8 @@ const LISTENER_END_LIMIT = Duration.seconds(1)
 
 /**
  * {0, generation}: not mirrored under the current generation; {-1}: revoked, expired or another
- * user's; {1, allowed, remaining, resetMs, retryAfterMs, user JSON}: live, and counted.
+ * user's; {1, allowed, remaining, resetMs, retryAfterMs, user JSON}: live, and counted; with a fourth
+ * key (a second window, ARGV[5..7]) and the first window allowing, its decision follows the user.
  * A record is "generation|userId|expiresAtMs|user JSON".
  */
 const CHECK = `${SLIDING_WINDOW_FUNCTION}
@@ -43,6 +44,10 @@ if userId ~= ARGV[1] then return {-1} end
 local now = redisNowMs()
 if tonumber(expiresAt) <= now then return {-1} end
 local d = slidingWindow(KEYS[3], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
+if #KEYS == 4 and d[1] == 1 then
+  local e = slidingWindow(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], now)
+  return {1, d[1], d[2], d[3], d[4], user, e[1], e[2], e[3], e[4]}
+end
 return {1, d[1], d[2], d[3], d[4], user}
 `
 
@@ -57,6 +62,7 @@ return 1
 type Reply = Array<number | string>
 interface MirrorCommands {
   readonly lumikuSessionCheck: (...args: Array<string | number>) => Promise<Reply>
+  readonly lumikuSessionCheckTwo: (...args: Array<string | number>) => Promise<Reply>
   readonly lumikuSessionFill: (...args: Array<string | number>) => Promise<number>
 }
 
@@ -94,6 +100,7 @@ export const SessionMirrorRedis = Layer.scoped(
     const runFork = Runtime.runFork(runtime)
     const client = redis.client
     client.defineCommand("lumikuSessionCheck", { numberOfKeys: 3, lua: CHECK })
+    client.defineCommand("lumikuSessionCheckTwo", { numberOfKeys: 4, lua: CHECK })
     client.defineCommand("lumikuSessionFill", { numberOfKeys: 2, lua: FILL })
     // defineCommand adds the methods at runtime; ioredis' types cannot know about them.
     const commands = client as unknown as MirrorCommands
@@ -203,24 +210,27 @@ export const SessionMirrorRedis = Layer.scoped(
     // socket): no command leaves on a connection that reconnected since the mirror was resynchronised.
     const untrusted = () => Promise.reject(new Error("the session mirror is not trusted now"))
 
-    const check: SessionMirrorShape["check"] = (claims, policy, limitKey) => {
+    const check: SessionMirrorShape["check"] = (claims, policy, limitKey, also) => {
       if (!trusted) return Effect.as(Metric.increment(UNUSED), UNUSABLE)
       const at = epoch
-      return withinBudget("session-mirror", () =>
-        !trusted ? untrusted() : commands.lumikuSessionCheck(
-          sessionKey(claims.sessionId),
-          GENERATION_KEY,
-          windowKey(policy, limitKey),
-          claims.userId,
-          policy.limit,
-          policy.windowMs,
-          windowMember()
-        )).pipe(
+      const send = () => {
+        if (!trusted) return untrusted()
+        const session = sessionKey(claims.sessionId)
+        const window = windowKey(policy, limitKey)
+        return also === undefined
+          ? commands.lumikuSessionCheck(session, GENERATION_KEY, window, claims.userId, policy.limit, policy.windowMs, windowMember())
+          : commands.lumikuSessionCheckTwo(
+            session, GENERATION_KEY, window, windowKey(also.policy, also.limitKey),
+            claims.userId, policy.limit, policy.windowMs, windowMember(), also.policy.limit, also.policy.windowMs, windowMember()
+          )
+      }
+      return withinBudget("session-mirror", send).pipe(
           Effect.flatMap((reply): Effect.Effect<MirrorCheck> => {
             if (reply[0] === 1) {
               const user = { ...(JSON.parse(String(reply[5])) as Omit<CurrentUserShape, "sessionId">), sessionId: claims.sessionId }
               const decision = decisionOf(policy.limit, reply.slice(1, 5) as Array<number>)
-              return Effect.as(Metric.increment(HIT), { _tag: "Hit", user, decision })
+              const second = also !== undefined && reply.length >= 10 ? decisionOf(also.policy.limit, reply.slice(6, 10) as Array<number>) : undefined
+              return Effect.as(Metric.increment(HIT), { _tag: "Hit", user, decision, also: second })
             }
             // The epoch travels with the generation: a fill from before a distrust is dropped, even if
             // a Redis restored from a snapshot shows the same generation again.

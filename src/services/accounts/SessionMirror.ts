@@ -22,16 +22,26 @@ export interface LiveSession {
  * Nothing is counted against the limit except on a Hit.
  */
 export type MirrorCheck =
-  | { readonly _tag: "Hit"; readonly user: CurrentUserShape; readonly decision: RateLimitDecision }
+  | {
+    readonly _tag: "Hit"
+    readonly user: CurrentUserShape
+    readonly decision: RateLimitDecision
+    /** The decision of the second window `check` was asked for, when the first allowed the request. */
+    readonly also?: RateLimitDecision | undefined
+  }
   | { readonly _tag: "Miss"; readonly generation: string } // opaque: handed back to `fill`
   | { readonly _tag: "Unusable" }
 
 export interface SessionMirrorShape {
-  /** Looks the session up and, when it is mirrored and live, counts the request under `policy` at `limitKey`. */
+  /**
+   * Looks the session up and, when it is mirrored and live, counts the request under `policy` at
+   * `limitKey`, and then, when that allowed it, under `also` (a route's own limit) in the same round trip.
+   */
   readonly check: (
     claims: { readonly sessionId: string; readonly userId: string },
     policy: RateLimitPolicy,
-    limitKey: string
+    limitKey: string,
+    also?: { readonly policy: RateLimitPolicy; readonly limitKey: string }
   ) => Effect.Effect<MirrorCheck>
   /** Mirrors a session Postgres just found live, unless the generation moved or it was revoked meanwhile. */
   readonly fill: (generation: string, session: LiveSession) => Effect.Effect<void>
