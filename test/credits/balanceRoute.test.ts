@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { HttpConnections } from "../../src/http/platform/HttpServerLive.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
-import { type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { accessLines, type InProcessApp, startApp } from "../support/inProcessApp.js"
 import { PrivateRedis } from "../support/redisServer.js"
 
 const PASSWORD = "Correct-Horse-42"
@@ -154,7 +154,7 @@ describe("the lean balance route answers as the HttpApi route does", () => {
     await both("logged", bearer(token))
     await new Promise((r) => setTimeout(r, 250)) // the access log is flushed in batches
     const line = (app: InProcessApp, id: string) => {
-      const found = app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === id && l["msg"] === "request")
+      const found = accessLines(app, id)
       expect(found).toHaveLength(1)
       return found[0]!
     }

@@ -58,3 +58,7 @@ export const waitUntil = async (probe: () => Promise<boolean>, withinMs: number)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/** The access-log lines (msg "request") the app wrote for one request id, parsed. */
+export const accessLines = (app: InProcessApp, requestId: string): Array<Record<string, unknown>> =>
+  app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "request")

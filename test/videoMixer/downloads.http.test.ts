@@ -8,6 +8,7 @@ import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, startApp, waitUntil } from "../support/inProcessApp.js"
 import { makeFixtures } from "./media.js"
+import { mixSettings } from "./settings.js"
 
 const PASSWORD = "Correct-Horse-42"
 const BASE = "/api/apps/video-mixer"
@@ -90,24 +91,7 @@ describe("Video Mixer downloads of rendered outputs", () => {
     const projectId = project.body["project"].id as string
     await upload(owner.auth, projectId, clips[0]!)
     await upload(owner.auth, projectId, clips[2]!)
-    const settings = {
-      enableOrderMixing: true,
-      enableDifferentStart: false,
-      enableGroupMixing: false,
-      groupMixingMode: "sequential",
-      enableSpeedVariations: false,
-      speedMin: 1,
-      speedMax: 1,
-      metadataSource: "tiktok",
-      videoBitrate: "low",
-      videoResolution: "480p",
-      frameRate: 24,
-      aspectRatio: "1:1",
-      durationType: "original",
-      smartDistribution: false,
-      distributionMode: "equal",
-      audioOption: "keep"
-    }
+    const settings = mixSettings({ enableOrderMixing: true, metadataSource: "tiktok", frameRate: 24, aspectRatio: "1:1" })
     const generated = await call(app, "POST", `${BASE}/generate`, { projectId, totalVideos: 2, settings }, owner.auth)
     expect(generated.status).toBe(201)
     const id = generated.body["generation"].id as string

@@ -10,32 +10,16 @@ import { HttpConnections } from "../../src/http/platform/HttpServerLive.js"
 import { Ledger } from "../../src/services/credits/Ledger.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
-import { type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { accessLines, type InProcessApp, startApp } from "../support/inProcessApp.js"
 import { PrivateRedis } from "../support/redisServer.js"
 import { makeFixtures } from "./media.js"
+import { mixSettings } from "./settings.js"
 
 const PASSWORD = "Correct-Horse-42"
 const ALLOWED = "https://app.lumiku.com"
 const ROUTE = "/api/apps/video-mixer/generate"
 const OTHER_UUID = "7d0f0b1e-5a8e-4c52-9a4f-3f1b2c3d4e5f"
-const SETTINGS = {
-  enableOrderMixing: false,
-  enableDifferentStart: false,
-  enableGroupMixing: false,
-  groupMixingMode: "sequential",
-  enableSpeedVariations: false,
-  speedMin: 1,
-  speedMax: 1,
-  metadataSource: "capcut",
-  videoBitrate: "low",
-  videoResolution: "480p",
-  frameRate: 30,
-  aspectRatio: "9:16",
-  durationType: "original",
-  smartDistribution: false,
-  distributionMode: "equal",
-  audioOption: "keep"
-}
+const SETTINGS = mixSettings()
 
 interface Answer {
   readonly status: number
@@ -251,8 +235,7 @@ describe("the lean generate route answers as the HttpApi route does", () => {
       }, 100)
     })
     await new Promise((r) => setTimeout(r, 300)) // the access log is flushed in batches
-    const line = lean.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l["requestId"] === requestId && l["msg"] === "request")
-    expect(line).toMatchObject({ method: "POST", route: ROUTE, status: 499 })
+    expect(accessLines(lean, requestId)).toEqual([expect.objectContaining({ method: "POST", route: ROUTE, status: 499 })])
     expect((await db.query("SELECT count(*)::int AS n FROM generations WHERE user_id = $1", [user.userId])).rows[0].n).toBe(0)
     expect((await post(lean, { ...json, ...bearer(user.token) }, request(user.projectId))).status).toBe(201)
   })
@@ -262,7 +245,7 @@ describe("the lean generate route answers as the HttpApi route does", () => {
     await both("logged", { ...json, ...bearer(user.token) }, request(user.projectId))
     await new Promise((r) => setTimeout(r, 300))
     const line = (app: InProcessApp, id: string) => {
-      const found = app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === id && l["msg"] === "request")
+      const found = accessLines(app, id)
       expect(found).toHaveLength(1)
       return found[0]!
     }

@@ -5,6 +5,7 @@ import { Effect, Option } from "effect"
 import { resolveBinary } from "../../src/layers/platform/FfmpegLive.js"
 import type { MixClip, MixJobSettings } from "../../src/services/videoMixer/MixSettings.js"
 import { ffmpegBinary } from "../support/ffmpegBinary.js"
+import { mixSettings } from "./settings.js"
 
 const run = promisify(execFile)
 
@@ -80,23 +81,4 @@ export const clipsOf = (keys: ReadonlyArray<string>): Array<MixClip> =>
     videoId: `video-${f.name[0]}`, groupId: null, order: k, storageKey: keys[k]!, durationSeconds: f.durationSeconds, width: f.width, height: f.height
   }))
 
-export const baseSettings = (clips: ReadonlyArray<MixClip>): MixJobSettings => ({
-  enableOrderMixing: false,
-  enableDifferentStart: false,
-  enableGroupMixing: false,
-  groupMixingMode: "sequential",
-  enableSpeedVariations: false,
-  speedMin: 1,
-  speedMax: 1,
-  metadataSource: "capcut",
-  videoBitrate: "low",
-  videoResolution: "480p",
-  frameRate: 30,
-  aspectRatio: "9:16",
-  durationType: "original",
-  smartDistribution: false,
-  distributionMode: "equal",
-  audioOption: "keep",
-  clips,
-  groups: []
-})
+export const baseSettings = (clips: ReadonlyArray<MixClip>): MixJobSettings => ({ ...mixSettings(), clips, groups: [] })

@@ -2,28 +2,14 @@ import { describe, expect, it } from "vitest"
 import type { MixClip, MixJobSettings } from "../../src/services/videoMixer/MixSettings.js"
 import { distribute, outputRandom, planOutput } from "../../src/services/videoMixer/mixPlan.js"
 import { atempoChain, buildMixCommand, mixArgv } from "../../src/workers/videoMixer/mixCommand.js"
+import { mixSettings } from "./settings.js"
 
 const clip = (videoId: string, order: number, durationSeconds: number, groupId: string | null = null): MixClip => ({
   videoId, groupId, order, storageKey: `uploads/u/${videoId}.mp4`, durationSeconds, width: 160, height: 120
 })
 
 const base: MixJobSettings = {
-  enableOrderMixing: false,
-  enableDifferentStart: false,
-  enableGroupMixing: false,
-  groupMixingMode: "sequential",
-  enableSpeedVariations: false,
-  speedMin: 1,
-  speedMax: 1,
-  metadataSource: "capcut",
-  videoBitrate: "medium",
-  videoResolution: "480p",
-  frameRate: 30,
-  aspectRatio: "9:16",
-  durationType: "original",
-  smartDistribution: false,
-  distributionMode: "equal",
-  audioOption: "keep",
+  ...mixSettings({ videoBitrate: "medium" }),
   clips: [clip("a", 0, 2), clip("b", 1, 4), clip("c", 2, 6), clip("d", 3, 8), clip("e", 4, 10)],
   groups: []
 }

@@ -5,36 +5,19 @@ import { Effect } from "effect"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { Ledger } from "../../src/services/credits/Ledger.js"
-import { creditCostPerOutput, type MixSettings } from "../../src/services/videoMixer/MixSettings.js"
+import { creditCostPerOutput } from "../../src/services/videoMixer/MixSettings.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
 import { type InProcessApp, type InProcessServices, startApp } from "../support/inProcessApp.js"
 import { FIXTURES, makeFixtures } from "./media.js"
+import { mixSettings } from "./settings.js"
 
 const PASSWORD = "Correct-Horse-42"
 const MAX = 5
 const BASE = "/api/apps/video-mixer"
 const OTHER_UUID = "7d0f0b1e-5a8e-4c52-9a4f-3f1b2c3d4e5f"
 
-const settings = (overrides: Partial<MixSettings> = {}): MixSettings => ({
-  enableOrderMixing: false,
-  enableDifferentStart: false,
-  enableGroupMixing: false,
-  groupMixingMode: "sequential",
-  enableSpeedVariations: false,
-  speedMin: 1,
-  speedMax: 1,
-  metadataSource: "capcut",
-  videoBitrate: "low",
-  videoResolution: "480p",
-  frameRate: 30,
-  aspectRatio: "9:16",
-  durationType: "original",
-  smartDistribution: false,
-  distributionMode: "equal",
-  audioOption: "keep",
-  ...overrides
-})
+const settings = mixSettings
 
 /** Every file under `dir`, relative. */
 const filesUnder = (dir: string): Array<string> =>
