@@ -9,6 +9,7 @@ import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
 import pg from "pg"
 import { resolveBinary } from "../src/layers/platform/FfmpegLive.js"
+import { mixSettings } from "../test/videoMixer/settings.js"
 import { type Load, load, type Server, start, stop } from "./serverProcess.js"
 
 /**
@@ -128,24 +129,7 @@ const setUp = async (project: Server): Promise<Array<BenchUser>> => {
 }
 
 /** The cheapest generation: one output at 480p, no mixing options (1 credit). */
-const SETTINGS = {
-  enableOrderMixing: false,
-  enableDifferentStart: false,
-  enableGroupMixing: false,
-  groupMixingMode: "sequential",
-  enableSpeedVariations: false,
-  speedMin: 1,
-  speedMax: 1,
-  metadataSource: "capcut",
-  videoBitrate: "low",
-  videoResolution: "480p",
-  frameRate: 24,
-  aspectRatio: "16:9",
-  durationType: "original",
-  smartDistribution: false,
-  distributionMode: "equal",
-  audioOption: "keep"
-}
+const SETTINGS = mixSettings({ frameRate: 24, aspectRatio: "16:9" })
 const generateBody = (user: BenchUser) => JSON.stringify({ projectId: user.projectId, totalVideos: 1, settings: SETTINGS })
 
 interface Endpoint {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { HttpConnections } from "../../src/http/platform/HttpServerLive.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
-import { accessLines, type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { accessLine, type InProcessApp, startApp } from "../support/inProcessApp.js"
 import { PrivateRedis } from "../support/redisServer.js"
 
 const PASSWORD = "Correct-Horse-42"
@@ -153,13 +153,8 @@ describe("the lean balance route answers as the HttpApi route does", () => {
     const token = await register(lean)
     await both("logged", bearer(token))
     await new Promise((r) => setTimeout(r, 250)) // the access log is flushed in batches
-    const line = (app: InProcessApp, id: string) => {
-      const found = accessLines(app, id)
-      expect(found).toHaveLength(1)
-      return found[0]!
-    }
-    const a = line(lean, "lean-logged-0001")
-    const b = line(full, "full-logged-0001")
+    const a = accessLine(lean, "lean-logged-0001")
+    const b = accessLine(full, "full-logged-0001")
     expect(a).toMatchObject({ method: "GET", route: "/api/credits/balance", status: 200 })
     expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort())
   })

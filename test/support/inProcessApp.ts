@@ -62,3 +62,10 @@ export const waitUntil = async (probe: () => Promise<boolean>, withinMs: number)
 /** The access-log lines (msg "request") the app wrote for one request id, parsed. */
 export const accessLines = (app: InProcessApp, requestId: string): Array<Record<string, unknown>> =>
   app.logLines().map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l["requestId"] === requestId && l["msg"] === "request")
+
+/** The one access-log line of a request id; throws when there is none or more than one. */
+export const accessLine = (app: InProcessApp, requestId: string): Record<string, unknown> => {
+  const found = accessLines(app, requestId)
+  if (found.length !== 1) throw new Error(`expected one access line for ${requestId}, found ${found.length}`)
+  return found[0]!
+}

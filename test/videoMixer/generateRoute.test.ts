@@ -10,7 +10,7 @@ import { HttpConnections } from "../../src/http/platform/HttpServerLive.js"
 import { Ledger } from "../../src/services/credits/Ledger.js"
 import { bearer, call, freshEmail } from "../support/api.js"
 import { testEnv } from "../support/env.js"
-import { accessLines, type InProcessApp, startApp } from "../support/inProcessApp.js"
+import { accessLine, accessLines, type InProcessApp, startApp } from "../support/inProcessApp.js"
 import { PrivateRedis } from "../support/redisServer.js"
 import { makeFixtures } from "./media.js"
 import { mixSettings } from "./settings.js"
@@ -244,13 +244,8 @@ describe("the lean generate route answers as the HttpApi route does", () => {
     const user = await stocked()
     await both("logged", { ...json, ...bearer(user.token) }, request(user.projectId))
     await new Promise((r) => setTimeout(r, 300))
-    const line = (app: InProcessApp, id: string) => {
-      const found = accessLines(app, id)
-      expect(found).toHaveLength(1)
-      return found[0]!
-    }
-    const a = line(lean, "lean-logged-0001")
-    const b = line(full, "full-logged-0001")
+    const a = accessLine(lean, "lean-logged-0001")
+    const b = accessLine(full, "full-logged-0001")
     expect(a).toMatchObject({ method: "POST", route: ROUTE, status: 201 })
     expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort())
   })
