@@ -29,7 +29,7 @@ interface Answer {
 
 const leanAnswers = (app: InProcessApp) => Context.get(app.context, HttpConnections).leanAnswers()
 
-const post = async (app: InProcessApp, headers: Record<string, string>, body: string): Promise<Answer> => {
+const post = async (app: InProcessApp, headers: Record<string, string>, body: string | Buffer): Promise<Answer> => {
   const response = await fetch(app.url(ROUTE), { method: "POST", headers, body })
   const kept = [...response.headers].filter(([name]) => name !== "date" && name !== "keep-alive" && name !== "connection")
   return { status: response.status, headers: Object.fromEntries(kept), body: await response.text() }
@@ -94,7 +94,7 @@ describe("the lean generate route answers as the HttpApi route does", () => {
   const request = (projectId: string, totalVideos = 1) => JSON.stringify({ projectId, totalVideos, settings: SETTINGS })
 
   /** The same request on both apps (each with its own request id), compared field by field; both answers returned. */
-  const both = async (id: string, headers: Record<string, string>, body: string, taken = true) => {
+  const both = async (id: string, headers: Record<string, string>, body: string | Buffer, taken = true) => {
     const before = leanAnswers(lean)
     const a = await post(lean, { ...headers, "x-request-id": `lean-${id}-0001` }, body)
     const b = await post(full, { ...headers, "x-request-id": `full-${id}-0001` }, body)
@@ -144,8 +144,12 @@ describe("the lean generate route answers as the HttpApi route does", () => {
   it("bodies the platform refuses: malformed JSON, too deep, a NUL, schema errors; nothing is charged", async () => {
     const user = await stocked()
     const auth = { ...json, ...bearer(user.token) }
-    const cases: Array<[string, string, number, string]> = [
+    const valid = request(user.projectId)
+    const cases: Array<[string, string | Buffer, number, string]> = [
       ["malformed", "{\"projectId\":", 400, "MALFORMED_REQUEST"],
+      ["bom", `\uFEFF${valid}`, 400, "MALFORMED_REQUEST"],
+      // an invalid UTF-8 byte inside a string: read as U+FFFD on both paths, then refused by the schema
+      ["bad-utf8", Buffer.from(Buffer.from(valid.replace("capcut", "cap\u0001cut"), "utf8").map((b) => (b === 1 ? 0xff : b))), 400, "VALIDATION_ERROR"],
       ["deep", `${"[".repeat(100)}${"]".repeat(100)}`, 400, "MALFORMED_REQUEST"],
       ["nul", JSON.stringify({ projectId: user.projectId, totalVideos: 1, settings: { ...SETTINGS, metadataSource: "cap\u0000cut" } }), 400, "VALIDATION_ERROR"],
       ["type", JSON.stringify({ projectId: user.projectId, totalVideos: "one", settings: SETTINGS }), 400, "VALIDATION_ERROR"],

@@ -30,8 +30,9 @@ const answerEnvelope = (envelope: Envelope, requestId: string, headers: Readonly
  * same work and answers, in the same order, as the HttpApi route (the cross-site JSON screen, then
  * Authentication with the general per-user limit, then the payload's schema, then the handler in
  * VideoMixerHandlers.ts: the route's own limit and the generate), without the router and the
- * middleware chain, and with the route's limit counted in the session check's round trip. Requests it does not take (no bearer scheme, another content type, chunked or
- * large bodies) go the usual way; test/videoMixer/generateRoute.test.ts compares the two.
+ * middleware chain, and with the route's limit counted in the session check's round trip. Requests
+ * it does not take (no bearer scheme, another content type, chunked or large bodies) go the usual
+ * way; test/videoMixer/generateRoute.test.ts compares the two.
  */
 export const generateRoute = Effect.gen(function*() {
   const authenticate = yield* makeAuthenticate
@@ -57,12 +58,13 @@ export const generateRoute = Effect.gen(function*() {
       const general = rateLimitHeaders(decision)
       if (!decision.allowed) return failureAnswer(Cause.fail(guard.refusal(decision, "general")), requestId, general)
       if (Option.isNone(payload)) return Effect.succeed(answerEnvelope(unreadableBody, requestId, general))
-      if (Either.isLeft(payload.value) || also === undefined) {
-        const invalid = Either.isLeft(payload.value) ? payload.value.left : undefined
-        return (invalid === undefined ? Effect.dieMessage("the route limit was not decided") : HttpApiError.HttpApiDecodeError.refailParseError(invalid)).pipe(
+      if (Either.isLeft(payload.value)) {
+        return HttpApiError.HttpApiDecodeError.refailParseError(payload.value.left).pipe(
           Effect.catchAllCause((cause) => failureAnswer(cause, requestId, general))
         )
       }
+      // authenticate decides `also` whenever the general limit allowed the request
+      if (also === undefined) return Effect.dieMessage("the route's limit was not decided")
       const headers = rateLimitHeaders(also)
       if (!also.allowed) return failureAnswer(Cause.fail(guard.refusal(also, "videoMixerGenerate")), requestId, headers)
       return mixer.generate(user.id, payload.value.right).pipe(
