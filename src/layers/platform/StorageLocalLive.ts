@@ -5,6 +5,7 @@ import * as path from "node:path"
 import { NodeStream } from "@effect/platform-node"
 import { Effect, Exit, Layer, Stream } from "effect"
 import { AppConfig } from "../../services/platform/AppConfig.js"
+import { openDirectWriter } from "../../services/platform/directWriter.js"
 import { errorCodeOf } from "../../services/platform/errorCode.js"
 import {
   describeStorageCause,
@@ -20,6 +21,8 @@ import {
 } from "../../services/platform/Storage.js"
 
 const TEMP_PREFIX = ".tmp-"
+/** The put's write size (and the memory a put holds while it runs); a multiple of 64 KiB, as directWriter wants. */
+const PUT_STAGE = 2 << 20
 const STALE_TEMP_AGE_MS = 60 * 60 * 1000
 
 const storageError = (op: StorageOp, key: string | undefined, cause: unknown) =>
@@ -126,46 +129,26 @@ export const makeLocalStorage = (dir: string) =>
       yield* fsCall("put", key, () => fs.mkdir(dir, { recursive: true }))
       yield* ensureContained("put", key, dir)
       const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(12).toString("hex")}`)
-      let closed = false
-      return yield* Effect.acquireUseRelease(
-        // O_EXCL: never opens an existing file or a symlink planted at the temp name.
-        fsCall("put", key, () => fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)),
-        (handle) =>
-          Effect.gen(function*() {
-            let size = 0
-            yield* body.pipe(
-              Stream.runForEachChunk((chunk) =>
-                fsCall("put", key, async () => {
-                  for (const bytes of chunk) {
-                    let offset = 0
-                    while (offset < bytes.byteLength) {
-                      const { bytesWritten } = await handle.write(bytes, offset, bytes.byteLength - offset)
-                      if (bytesWritten <= 0) throw new Error("write made no progress")
-                      offset += bytesWritten
-                    }
-                    size += bytes.byteLength
-                  }
-                })
-              )
-            )
-            // Publishing is not interrupted halfway: either the rename happens or the temp file is removed.
-            yield* Effect.uninterruptible(
-              Effect.gen(function*() {
-                yield* fsCall("put", key, () => handle.datasync())
-                yield* fsCall("put", key, () => handle.close())
-                closed = true
-                yield* resolve("put", key)
-                yield* fsCall("put", key, () => fs.rename(temp, target))
-              })
-            )
-            return { key, size }
-          }),
-        (handle, exit) =>
-          Effect.gen(function*() {
-            if (!closed) yield* Effect.promise(() => handle.close().catch(() => undefined))
-            if (Exit.isFailure(exit)) yield* Effect.promise(() => fs.unlink(temp).catch(() => undefined))
-          })
+      const failed = (cause: unknown) => storageError("put", key, cause)
+      // Written through services/platform/directWriter.ts (large writes past the page cache where the
+      // filesystem allows: a stored object is not read back soon, and a large one would fill the pod's page
+      // cache); O_EXCL: never an existing file or a symlink planted at the temp name. The scope closes the
+      // handles before the rename; a write that failed or was interrupted leaves no temp file.
+      const size = yield* Effect.scoped(Effect.gen(function*() {
+        const writer = yield* openDirectWriter(temp, { exclusive: true, stage: PUT_STAGE }).pipe(Effect.mapError(failed))
+        yield* body.pipe(Stream.runForEachChunk((chunk) => Effect.forEach(chunk, (bytes) => Effect.mapError(writer.write(bytes), failed), { discard: true })))
+        yield* Effect.mapError(writer.finish, failed)
+        yield* Effect.mapError(writer.datasync, failed)
+        return writer.appended()
+      })).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.promise(() => fs.unlink(temp).catch(() => undefined)) : Effect.void))
+      // Publishing is not interrupted halfway: either the rename happens or the temp file is removed.
+      yield* Effect.uninterruptible(
+        Effect.gen(function*() {
+          yield* resolve("put", key)
+          yield* fsCall("put", key, () => fs.rename(temp, target))
+        }).pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.promise(() => fs.unlink(temp).catch(() => undefined)) : Effect.void))
       )
+      return { key, size }
     })
 
     const stat = Effect.fn("Storage.stat")(function*(key: string) {

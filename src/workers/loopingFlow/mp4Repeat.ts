@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises"
 import { Effect } from "effect"
 import { BoxParser, createFile, DataStream, Endianness, MP4BoxBuffer } from "mp4box"
 import { JobPermanent } from "../../services/jobs/JobError.js"
-import { openDirectWriter, type DirectWriterOptions } from "./directWriter.js"
+import { openDirectWriter, type DirectWriterOptions } from "../../services/platform/directWriter.js"
 
 /**
  * Repeats one block (an mp4 exactly one audio period long: the video unit and the periodic AAC chunk, muxed by

@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { openDirectWriter } from "../../src/workers/loopingFlow/directWriter.js"
+import { openDirectWriter } from "../../src/services/platform/directWriter.js"
 
 /** Whether the filesystem under `dir` takes an O_DIRECT open (EINVAL when it does not). */
 const takesODirect = (dir: string) => {
@@ -109,10 +109,32 @@ describe("directWriter: a file written front to back, bypassing the page cache w
     const scope = Effect.runSync(Scope.make())
     const writer = await Effect.runPromise(Scope.extend(openDirectWriter(file, { stage: 1 << 20 }), scope))
     await Effect.runPromise(writer.write(crypto.randomBytes((3 << 20) + 5)))
-    expect(flagsOn(file).length).toBe(1)
+    expect(flagsOn(file).length).toBe(takesODirect(dir) ? 2 : 1) // the ordinary handle, and the O_DIRECT one
     await Effect.runPromise(Scope.close(scope, Exit.void))
     expect(flagsOn(file)).toEqual([])
     expect(fs.statSync(file).size).toBe(3 << 20) // the whole stages written, the staged rest dropped
+  })
+
+  it("exclusive: creates the file or fails, never writing through an existing file or a symlink planted at the path", async () => {
+    const fresh = path.join(dir, "exclusive.bin")
+    const bytes = crypto.randomBytes((2 << 20) + 77)
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const writer = yield* openDirectWriter(fresh, { exclusive: true, stage: 1 << 20 })
+      yield* writer.write(bytes)
+      yield* writer.finish
+      yield* writer.datasync
+    })))
+    expect(fs.readFileSync(fresh).equals(bytes)).toBe(true)
+    const victim = path.join(dir, "victim.bin")
+    fs.writeFileSync(victim, "keep me")
+    const planted = path.join(dir, "planted.bin")
+    fs.symlinkSync(victim, planted)
+    for (const target of [fresh, planted]) {
+      const exit = await Effect.runPromiseExit(Effect.scoped(openDirectWriter(target, { exclusive: true })))
+      expect(Exit.isFailure(exit) && String(exit.cause)).toContain("EEXIST")
+    }
+    expect(fs.readFileSync(victim, "utf8")).toBe("keep me")
+    expect(fs.readFileSync(fresh).equals(bytes)).toBe(true)
   })
 
   it("a file it cannot create fails with the cause", async () => {

@@ -4,7 +4,8 @@ import { Effect, type Scope } from "effect"
 
 /**
  * A file written once, front to back, in large writes that bypass the page cache (O_DIRECT) where the filesystem
- * allows it. A looped output is gigabytes that this process never reads again: through the page cache, every byte
+ * allows it: a looped output (workers/loopingFlow) and the objects local storage keeps (layers/platform
+ * StorageLocalLive) are gigabytes that this process does not read again soon: through the page cache, every byte
  * is first copied into newly allocated cache pages, which count against the pod's memory limit and, on a VM whose
  * memory the host backs lazily, are several times slower to touch the first time (bench:media measured 1.7 GB in
  * 4.1 s buffered against 0.6 s direct on a freshly started VM; 0.3 s buffered once the pages were warm).
@@ -12,10 +13,10 @@ import { Effect, type Scope } from "effect"
  * O_DIRECT wants the memory, the file offset and the length aligned to the device's block size: the bytes are
  * staged in one buffer backed by WebAssembly memory (V8 allocates it in whole pages, so it starts on a page
  * boundary, which a Buffer from the heap does not promise) and written in whole stages; what is left at the end
- * (less than one stage) is written through an ordinary handle. Where the filesystem refuses O_DIRECT (EINVAL at
- * the open or at the first write: tmpfs on older kernels, some overlay and network filesystems), the same stages
- * go through an ordinary handle instead. Hand-written because Node has no O_DIRECT writer and the packages that
- * offer aligned buffers are native addons.
+ * (less than one stage) is written through an ordinary handle on the same file. Where the filesystem refuses
+ * O_DIRECT (EINVAL at the open or at a write: tmpfs on older kernels, some overlay and network filesystems), the
+ * same stages go through the ordinary handle instead. Hand-written because Node has no O_DIRECT writer and
+ * the packages that offer aligned buffers are native addons.
  */
 
 /** The stage: a multiple of 64 KiB (a WebAssembly page), so of any block size up to that. */
@@ -31,11 +32,15 @@ export interface DirectWriter {
   readonly appended: () => number
   /** Whether the stages are going to the file with O_DIRECT (false once it fell back). */
   readonly direct: () => boolean
+  /** fdatasync: what was written, through either handle, is on the device (after `finish`). */
+  readonly datasync: Effect.Effect<void, unknown>
 }
 
 export interface DirectWriterOptions {
   /** false: always through the page cache (tests compare the two). Default true. */
   readonly direct?: boolean
+  /** Create the file, failing if anything exists at the path (O_EXCL: never an existing file or a planted symlink). */
+  readonly exclusive?: boolean
   /** The stage size in bytes (default 8 MiB); one that is not a multiple of the block size makes O_DIRECT fall back. */
   readonly stage?: number
   /** Called after each write to the file with the bytes written so far. */
@@ -45,6 +50,21 @@ export interface DirectWriterOptions {
 // The global WebAssembly.Memory, typed here: its declaration lives in the DOM lib, which this project does not load.
 const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new(descriptor: { initial: number }) => { buffer: ArrayBuffer } } })
   .WebAssembly.Memory
+
+/**
+ * Stage buffers for O_DIRECT, kept by size and reused: V8 starts each WebAssembly memory on a page boundary but
+ * reserves a large range of address space for it, so there are only as many as writers ever ran at once (and at
+ * most MAX_POOLED of a size are kept idle).
+ */
+const MAX_POOLED = 8
+const pooled = new Map<number, Array<Buffer>>()
+const takeStage = (size: number): Buffer =>
+  pooled.get(size)?.pop() ?? Buffer.from(new WasmMemory({ initial: Math.ceil(size / WASM_PAGE) }).buffer, 0, size)
+const giveBack = (size: number, stage: Buffer) => {
+  const idle = pooled.get(size) ?? []
+  if (idle.length < MAX_POOLED) idle.push(stage)
+  pooled.set(size, idle)
+}
 
 const isEinval = (cause: unknown) => typeof cause === "object" && cause !== null && "code" in cause && cause.code === "EINVAL"
 
@@ -57,43 +77,40 @@ export const openDirectWriter = (file: string, options: DirectWriterOptions = {}
   Effect.gen(function*() {
     const size = options.stage ?? STAGE
     const handles: Array<fs.FileHandle> = []
+    let aligned: Buffer | undefined
+    // Finalizers run last-added first: the handles are closed (a write in flight completes first), then the
+    // stage goes back to the pool.
+    yield* Effect.addFinalizer(() => Effect.sync(() => aligned !== undefined && giveBack(size, aligned)))
     yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all(handles.map((h) => h.close().catch(() => undefined)))))
     const open = (flags: number) =>
       Effect.tryPromise({ try: () => fs.open(file, flags, 0o644), catch: (cause) => cause }).pipe(
         Effect.tap((handle) => Effect.sync(() => handles.push(handle)))
       )
-    const plain = (truncate: boolean) => open(constants.O_WRONLY | constants.O_CREAT | (truncate ? constants.O_TRUNC : 0))
-
-    let direct = options.direct !== false
-    let handle = direct
-      ? yield* open(constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT).pipe(
-        Effect.catchIf(isEinval, () => {
-          direct = false
-          return plain(true)
-        })
+    // The ordinary handle creates the file (`exclusive`: only if nothing is at the path) and takes the last
+    // partial stage; the O_DIRECT one is opened on the file it made (never through a symlink put there).
+    const plain = yield* open(constants.O_WRONLY | constants.O_CREAT | (options.exclusive === true ? constants.O_EXCL : constants.O_TRUNC))
+    let direct: fs.FileHandle | undefined = options.direct === false
+      ? undefined
+      : yield* open(constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_DIRECT).pipe(
+        Effect.catchIf(isEinval, () => Effect.succeed(undefined))
       )
-      : yield* plain(true)
-    /** From here on through the page cache: the O_DIRECT handle is closed and an ordinary one takes its place. */
-    const leaveDirect = Effect.gen(function*() {
-      direct = false
-      const closing = handles.splice(handles.indexOf(handle), 1)
-      yield* Effect.promise(() => Promise.all(closing.map((h) => h.close().catch(() => undefined))))
-      handle = yield* plain(false)
+    /** From here on through the page cache: the O_DIRECT handle is closed. */
+    const leaveDirect = Effect.suspend(() => {
+      const closing = direct
+      direct = undefined
+      return closing === undefined ? Effect.void : Effect.promise(() => closing.close().catch(() => undefined))
     })
-    const stage = direct
-      ? Buffer.from(new WasmMemory({ initial: Math.ceil(size / WASM_PAGE) }).buffer, 0, size)
-      : Buffer.allocUnsafe(size)
+    const stage = direct !== undefined ? (aligned = takeStage(size)) : Buffer.allocUnsafe(size)
     let staged = 0
     let position = 0
 
+    const send = (handle: fs.FileHandle, length: number) =>
+      Effect.tryPromise({ try: () => handle.write(stage, 0, length, position), catch: (cause) => cause })
     const writeOut = (length: number) =>
-      Effect.tryPromise({ try: () => handle.write(stage, 0, length, position), catch: (cause) => cause }).pipe(
-        Effect.catchIf((cause) => direct && isEinval(cause), () =>
-          Effect.gen(function*() {
-            // the filesystem took the O_DIRECT open but not the write: the rest goes through the page cache
-            yield* leaveDirect
-            return yield* Effect.tryPromise({ try: () => handle.write(stage, 0, length, position), catch: (cause) => cause })
-          })),
+      (direct === undefined ? send(plain, length) : send(direct, length).pipe(
+        // the filesystem took the O_DIRECT open but not the write: the rest goes through the page cache
+        Effect.catchIf(isEinval, () => Effect.zipRight(leaveDirect, send(plain, length)))
+      )).pipe(
         Effect.flatMap(({ bytesWritten }) =>
           bytesWritten === length
             ? Effect.sync(() => {
@@ -117,12 +134,11 @@ export const openDirectWriter = (file: string, options: DirectWriterOptions = {}
         }
       })
 
-    const finish = Effect.suspend(() => {
-      if (staged === 0) return Effect.void
-      if (!direct) return writeOut(staged)
-      // the last partial stage is not a whole number of blocks: written through an ordinary handle
-      return Effect.zipRight(leaveDirect, writeOut(staged))
-    })
+    // the last partial stage is not a whole number of blocks: written through the ordinary handle
+    const finish = Effect.zipRight(leaveDirect, Effect.suspend(() => (staged === 0 ? Effect.void : writeOut(staged))))
 
-    return { write, finish, appended: () => position + staged, direct: () => direct } satisfies DirectWriter
+    // per file, not per handle: it covers what either handle wrote
+    const datasync = Effect.tryPromise({ try: () => plain.datasync(), catch: (cause) => cause })
+
+    return { write, finish, appended: () => position + staged, direct: () => direct !== undefined, datasync } satisfies DirectWriter
   })
