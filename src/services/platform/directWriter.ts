@@ -56,7 +56,7 @@ const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new(descri
  * reserves a large range of address space for it, so there are only as many as writers ever ran at once (and at
  * most MAX_POOLED of a size are kept idle).
  */
-const MAX_POOLED = 8
+const MAX_POOLED = 4
 const pooled = new Map<number, Array<Buffer>>()
 const takeStage = (size: number): Buffer =>
   pooled.get(size)?.pop() ?? Buffer.from(new WasmMemory({ initial: Math.ceil(size / WASM_PAGE) }).buffer, 0, size)
