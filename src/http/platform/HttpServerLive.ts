@@ -6,6 +6,7 @@ import { Context, Duration, Effect, Layer, Option, Runtime } from "effect"
 import { bodyLimitFor, isStreamedBody, limitStreamedBody } from "./bodyLimit.js"
 import { type Envelope, envelopeBody, tooLarge } from "./middleware/errorEnvelope.js"
 import { makeAccessLog } from "./middleware/requestLog.js"
+import { AccessLog } from "../../services/platform/AccessLog.js"
 import { answerCorsHeaders } from "./middleware/cors.js"
 import { type LeanAnswer, type LeanRoute, LeanRoutes, type LeanRun } from "./leanRoutes.js"
 import { jsonMediaType } from "./mediaType.js"
@@ -275,7 +276,11 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
       const config = yield* AppConfig
       const runtime = yield* Effect.runtime<never>()
       const server = new AppHttpServer({ requestTimeout: 120_000, headersTimeout: 30_000 })
-      const accessLog = makeAccessLog(runtime)
+      // The logger layer's direct writer; a server built without it logs through the runtime's loggers.
+      const accessLog = Option.match(yield* Effect.serviceOption(AccessLog), {
+        onNone: () => makeAccessLog(runtime),
+        onSome: (sink) => sink.write
+      })
       // Absent where a test builds the server alone: then only liveness is answered here.
       const health = yield* Effect.serviceOption(Health)
       const runPromise = Runtime.runPromise(runtime)
@@ -305,7 +310,7 @@ export const makeHttpServerLive = (listen?: { readonly port: number; readonly ho
         onAnswered: ({ durationMs, method, requestId, route, status }) => {
           // Answered at the Node level: the route is already a template (a probe's or a lean route's path).
           recordRequest(method, route, status, durationMs)
-          accessLog(method, route, status, durationMs, requestId)
+          accessLog({ method, route, status, durationMs, requestId })
         },
         bodyLimitFor: bodyLimitFor({ general: config.http.bodyLimitBytes, uploads: config.uploads.requestLimitBytes }),
         onClientError: ({ requestId, ...details }) => {

@@ -2,6 +2,7 @@ import type { Writable } from "node:stream"
 import { Cause, Context, Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
 import pino from "pino"
 import pinoPretty from "pino-pretty"
+import { AccessLog } from "../../services/platform/AccessLog.js"
 import { AppConfig, type AppConfigShape, type LogFormat, type LogLevelName } from "../../services/platform/AppConfig.js"
 import { makeRedactor, type Redactor, typeName } from "../../services/platform/redact.js"
 
@@ -73,6 +74,45 @@ export const makePinoLogger = (log: pino.Logger, redactor: Redactor) =>
     log[effectToPino(logLevel)](redactor.value(fields) as object, redactor.text(parts.join(" ")))
   })
 
+/**
+ * Access lines written straight to pino's stream, built from pino's own parts (its level prefix,
+ * clock and bindings): an AccessLine's fields need no redaction and have fixed types, so the line
+ * is one template string. Through the general path (options, annotation map, redaction, pino's
+ * generic serialisation) the line was most of a probe's CPU. It is byte for byte the line pino writes
+ * for `log.info({ method, route, status, durationMs, requestId }, "request")`, the one makePinoLogger
+ * writes for the access line of the Effect path (a test compares them); other formats (pretty) take
+ * that call itself.
+ */
+export const makePinoAccessLog = (log: pino.Logger, format: LogFormat): AccessLog["Type"] => {
+  if (!log.isLevelEnabled("info")) return { write: () => undefined }
+  if (format !== "json") {
+    return { write: ({ durationMs, method, requestId, route, status }) => log.info({ method, route, status, durationMs, requestId }, "request") }
+  }
+  // pino's own parts of a line; the symbols are pino's public API (pino.symbols).
+  const parts = log as unknown as Record<symbol, unknown>
+  const head = (parts[pino.symbols.lsCacheSym] as Record<number, string>)[log.levels.values["info"]!]!
+  const time = parts[pino.symbols.timeSym] as () => string
+  const bindings = parts[pino.symbols.chindingsSym] as string
+  const stream = parts[pino.symbols.streamSym] as { write: (line: string) => unknown }
+  // Methods and routes come from small fixed sets (route templates); each is quoted once.
+  const quoted = new Map<string, string>()
+  const quote = (text: string) => {
+    let json = quoted.get(text)
+    if (json === undefined) {
+      json = JSON.stringify(text)
+      if (quoted.size < 1024) quoted.set(text, json)
+    }
+    return json
+  }
+  return {
+    write: ({ durationMs, method, requestId, route, status }) =>
+      stream.write(
+        `${head}${time()}${bindings},"method":${quote(method)},"route":${quote(route)},"status":${status},` +
+          `"durationMs":${Number.isFinite(durationMs) ? durationMs : null},"requestId":${JSON.stringify(requestId)},"msg":"request"}\n`
+      )
+  }
+}
+
 /** The keys pino writes itself; a logged field of the same name would be a second, winning copy. */
 const OWN_KEYS = ["level", "time", "msg", "service", "env", "pid"] as const
 
@@ -112,6 +152,20 @@ const printable = (value: unknown, depth = 0): unknown => {
   return out
 }
 
+/** pino's isoTime, formatted once per millisecond: under load many lines share one. */
+const isoTimeOncePerMs = (() => {
+  let at = -1
+  let time = ""
+  return () => {
+    const now = Date.now()
+    if (now !== at) {
+      at = now
+      time = `,"time":"${new Date(now).toISOString()}"`
+    }
+    return time
+  }
+})()
+
 /**
  * The options every pino instance of the app shares. `formatters.log` guards the line's own keys
  * (this covers direct pino calls such as the crash handlers' too) and, in pretty mode, makes keys
@@ -121,15 +175,38 @@ const printable = (value: unknown, depth = 0): unknown => {
 export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat = "json"): pino.LoggerOptions => ({
   level,
   base: { service: "lumiku-backend", env, pid: process.pid },
-  timestamp: pino.stdTimeFunctions.isoTime,
+  timestamp: isoTimeOncePerMs,
   formatters: { log: format === "pretty" ? (fields) => guardOwnKeys(printable(fields) as Record<string, unknown>) : guardOwnKeys },
   serializers: { err: (value: unknown) => value }
 })
+
+/**
+ * Lines collected over one event-loop turn and handed on as one string (at setImmediate, or at once
+ * by `drain`), in order.
+ */
+export const lineBatch = (write: (batch: string) => unknown) => {
+  let lines: Array<string> = []
+  const drain = () => {
+    if (lines.length === 0) return
+    const batch = lines.length === 1 ? lines[0]! : lines.join("")
+    lines = []
+    write(batch)
+  }
+  return {
+    write: (line: string) => {
+      if (lines.push(line) === 1) setImmediate(drain)
+      return true
+    },
+    drain
+  }
+}
 
 // Within the 500 ms the shutdown cap keeps free for it (services/Lifecycle.ts): the cap's own timer is
 // gone by the time the logger, the outermost layer, is released.
 const FLUSH_LIMIT_MS = 250
 const SYNC_FLUSH_LIMIT_MS = 200
+/** Bytes collected before a write to stdout. */
+const MIN_WRITE = 4096
 
 export interface LoggerOptions {
   /** Where lines go (JSON or pretty, as configured); stdout by default. Tests pass a stream to capture them. */
@@ -162,11 +239,21 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   const destination = pino.destination({
     dest: 1,
     sync: false,
-    minLength: 4096,
+    minLength: MIN_WRITE,
     retryEAGAIN: () => syncDeadline === undefined || Date.now() < syncDeadline
   })
+  // The lines of one event-loop turn reach sonic-boom as one string: its write measures the UTF-8
+  // length of the whole chunk it appends to, once per call, which per line cost more than the line.
+  const turn = lineBatch((batch) => destination.write(batch))
   const flushSync = destination.flushSync.bind(destination)
+  // sonic-boom keeps minLength on the instance (its typings leave it out).
+  const thresholds = destination as unknown as { minLength: number }
   destination.flushSync = () => {
+    // The lines of this turn join the queue that flushSync writes: with the threshold lifted they
+    // cannot start an asynchronous write, which an exiting process would never finish.
+    thresholds.minLength = Number.POSITIVE_INFINITY
+    turn.drain()
+    thresholds.minLength = MIN_WRITE
     syncDeadline = Date.now() + SYNC_FLUSH_LIMIT_MS
     try {
       flushSync()
@@ -176,6 +263,12 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
       syncDeadline = undefined
     }
   }
+  const flush = destination.flush.bind(destination)
+  destination.flush = (done?: (error?: Error) => void) => {
+    turn.drain()
+    flush(done)
+  }
+  const stream: pino.DestinationStream & { readonly flushSync: () => void } = { write: turn.write, flushSync: destination.flushSync }
   const timer = setInterval(() => {
     try {
       destination.flush()
@@ -185,7 +278,8 @@ const makePino = (config: AppConfigShape, options: LoggerOptions) => {
   }, 100)
   timer.unref()
   return {
-    log: pino(shared, destination),
+    // pino flushes its stream synchronously on fatal lines: through to the destination.
+    log: pino(shared, stream),
     // Asynchronous and bounded: the event loop (and the shutdown cap's timer) keeps running while
     // stdout drains. What is still buffered at the limit gets one more bounded try from pino's
     // flushSync in the process' "exit" event, then is dropped.
@@ -233,7 +327,8 @@ export const makeLoggerLive = (options: LoggerOptions = {}) =>
       return Layer.mergeAll(
         Logger.replace(Logger.defaultLogger, makePinoLogger(log, redactor)),
         Logger.minimumLogLevel(minimumLevel(config.log.level)),
-        Layer.succeed(PinoHandle, { log, redactor, flush })
+        Layer.succeed(PinoHandle, { log, redactor, flush }),
+        Layer.succeed(AccessLog, makePinoAccessLog(log, config.log.format))
       )
     })
   )

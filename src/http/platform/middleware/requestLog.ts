@@ -4,6 +4,7 @@ import { Cause, Context, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, Li
 import { wasRefusedForSize } from "../bodyLimit.js"
 import { requestIdOf } from "../requestContext.js"
 import { type RouteTemplateOf, UNMATCHED_ROUTE } from "../routeTemplates.js"
+import type { AccessLine } from "../../../services/platform/AccessLog.js"
 import { recordRequest } from "../../../services/platform/metrics.js"
 
 /**
@@ -14,16 +15,17 @@ const failureStatus = (cause: Cause.Cause<unknown>) =>
   Effect.map(HttpServerError.causeResponse(cause), ([response]) => response.status)
 
 /**
- * The same access-log line for requests answered outside any fiber (HttpServerLive's probes),
- * handed straight to the loggers the runtime carries, at the level and with the annotations the
- * runtime has: an Effect run per line cost the probes about a third of their throughput.
+ * The same access-log line for requests answered outside any fiber (HttpServerLive's probes and lean
+ * routes) where the logger layer offers no AccessLog writer: handed straight to the loggers the
+ * runtime carries, at the level and with the annotations the runtime has (an Effect run per line
+ * cost the probes about a third of their throughput).
  */
 export const makeAccessLog = (runtime: Runtime.Runtime<never>) => {
   const refs = runtime.fiberRefs
   if (LogLevel.greaterThan(FiberRefs.getOrDefault(refs, FiberRef.currentMinimumLogLevel), LogLevel.Info)) return () => undefined
   const loggers = FiberRefs.getOrDefault(refs, FiberRef.currentLoggers)
   const annotations = FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations)
-  return (method: string, route: string, status: number, durationMs: number, requestId: string) => {
+  return ({ durationMs, method, requestId, route, status }: AccessLine) => {
     const options = {
       fiberId: FiberId.none,
       logLevel: LogLevel.Info,
