@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import * as path from "node:path"
 import autocannon from "autocannon"
 
@@ -9,27 +10,39 @@ const node = path.join(root, "node_modules/.bin/node")
 
 export interface Server { readonly child: ChildProcess; readonly port: number; readonly base: string }
 
-/** Starts `entry` (tsx) and resolves once it logs "lumiku-backend listening" with its port. */
+/**
+ * Starts `entry` (tsx) and resolves once it logs "lumiku-backend listening" with its port. Its
+ * stdout goes to a separate reader process, as a container runtime reads it: the load generator
+ * (this process) never spends its own event loop on the server's log. The reader keeps the first
+ * reads of the log in a temporary file (dd writes each read at once), where the port is read
+ * from, and discards the rest.
+ */
 export const start = (entry: string, env: Record<string, string>, nodeArgs: ReadonlyArray<string> = []) =>
   new Promise<Server>((resolve, reject) => {
+    const logFile = path.join(mkdtempSync(path.join(tmpdir(), "bench-log-")), "stdout.log")
+    const reader = spawn("sh", ["-c", 'dd of="$0" bs=64k count=64 status=none; exec cat > /dev/null', logFile], { stdio: ["pipe", "ignore", "inherit"] })
     const child = spawn(node, [...nodeArgs, "--import", "tsx", entry], {
       cwd: root,
       env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "inherit"]
+      stdio: ["ignore", reader.stdin, "inherit"]
     })
-    let buffer = ""
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString()
-      const match = /"port":(\d+)[^\n]*"msg":"lumiku-backend listening"|"msg":"lumiku-backend listening"[^\n]*"port":(\d+)/.exec(buffer)
+    reader.stdin!.destroy() // the server holds the pipe's write end now; the reader sees its end
+    child.once("exit", () => rmSync(path.dirname(logFile), { recursive: true, force: true }))
+    let found = false
+    const poll = setInterval(() => {
+      const text = existsSync(logFile) ? readFileSync(logFile, "utf8") : ""
+      const match = /"port":(\d+)[^\n]*"msg":"lumiku-backend listening"|"msg":"lumiku-backend listening"[^\n]*"port":(\d+)/.exec(text)
       if (match) {
-        child.stdout!.off("data", onData)
-        child.stdout!.resume() // keep draining the access log so the server never blocks on stdout
+        found = true
+        clearInterval(poll)
         const port = Number(match[1] ?? match[2])
         resolve({ child, port, base: `http://127.0.0.1:${port}` })
       }
-    }
-    child.stdout!.on("data", onData)
-    child.once("exit", (code) => reject(new Error(`${entry} exited with ${code}`)))
+    }, 50)
+    child.once("exit", (code) => {
+      clearInterval(poll)
+      if (!found) reject(new Error(`${entry} exited with ${code}`))
+    })
   })
 
 export const stop = (child: ChildProcess) =>
