@@ -68,6 +68,16 @@ describe("access lines written straight to the log stream", () => {
     expect(written).toHaveLength(2) // nothing left for the scheduled turn
   })
 
+  it("a batch whose stream is closed is dropped, never thrown from the scheduled turn", async () => {
+    const batch = lineBatch(() => {
+      throw new Error("SonicBoom destroyed")
+    })
+    batch.write("lost\n")
+    await new Promise((resolve) => setImmediate(resolve)) // an uncaught throw here fails the run
+    batch.write("lost too\n")
+    expect(() => batch.drain()).not.toThrow()
+  })
+
   it("a process that exits in the turn it logged leaves every line on stdout, in order", async () => {
     const root = path.resolve(import.meta.dirname, "../..")
     const child = spawn(path.join(root, "node_modules/.bin/node"), ["--import", "tsx", "test/fixtures/logBurst.ts"], {

@@ -182,7 +182,9 @@ export const pinoOptions = (level: LogLevelName, env: string, format: LogFormat 
 
 /**
  * Lines collected over one event-loop turn and handed on as one string (at setImmediate, or at once
- * by `drain`), in order.
+ * by `drain`), in order. A batch the writer refuses by throwing (its stream is closed: the process
+ * is ending) is dropped: there is nowhere left to write it, and the throw, in a setImmediate, would
+ * be an uncaught exception.
  */
 export const lineBatch = (write: (batch: string) => unknown) => {
   let lines: Array<string> = []
@@ -190,7 +192,11 @@ export const lineBatch = (write: (batch: string) => unknown) => {
     if (lines.length === 0) return
     const batch = lines.length === 1 ? lines[0]! : lines.join("")
     lines = []
-    write(batch)
+    try {
+      write(batch)
+    } catch {
+      // dropped, as above
+    }
   }
   return {
     write: (line: string) => {
